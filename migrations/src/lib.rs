@@ -1,0 +1,18 @@
+//! The schema history of safeguard. One set of migrations serves SQLite and PostgreSQL; each file is
+//! frozen once released and never imports the application's entities, so history stays history.
+//! Times are stored as BIGINT microseconds since the Unix epoch (UTC): exact, identical on both
+//! databases, and compared numerically in SQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_registry;
+
+/// Runs safeguard's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_registry::Migration)]
+    }
+}
