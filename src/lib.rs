@@ -4,4 +4,19 @@
 //!
 //! # Layout
 //! - [`domain`]: plain types and the pure decision engine (no gRPC, no database).
+//! - [`store`]: the only module that speaks sea-orm: current state plus the hash-chained event log.
+//! - [`snapshot`]: the in-memory registry VerifySeller reads, and the task that follows the log.
+//! - [`grpc`]: thin adapters between the proto contract and the domain.
+//! - [`auth`]: who is calling and what they may do.
+//! - [`startup`]: [`startup::App`] builds the whole service; `main.rs` only parses the command line.
+//! - [`config`], [`error`], [`pb`]: settings, the one error type, the generated code.
+
+pub mod auth;
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod pb;
+pub mod snapshot;
+pub mod startup;
+pub mod store;

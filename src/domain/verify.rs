@@ -183,6 +183,14 @@ pub struct Verdict {
     pub disclosure: Option<Disclosure>,
 }
 
+/// A verdict, the registry revision it was made at, and when.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub verdict: Verdict,
+    pub revision: i64,
+    pub now: Timestamp,
+}
+
 /// Everything a decision depends on besides the seller and the request.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -375,3 +383,7 @@ fn audit_overdue(policy: &Policy, seller: &SellerView, now: Timestamp) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -1,0 +1,49 @@
+//! Thin gRPC adapters: convert proto to domain at the edge, call the snapshot or the store, convert
+//! back, and map errors to status codes in one place ([`crate::error`]).
+
+pub mod convert;
+mod registry;
+mod verification;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use registry::RegistryApi;
+pub use verification::VerificationApi;
+
+use crate::snapshot::Registry;
+use crate::store::Store;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    /// Longest a request with `min_revision` waits for the snapshot.
+    pub max_min_revision_wait: Duration,
+}
+
+/// Who is calling, for the event log: the authenticated subject, or "anonymous" when the server
+/// runs without authentication.
+pub fn actor<T>(request: &tonic::Request<T>) -> String {
+    request
+        .extensions()
+        .get::<crate::auth::Principal>()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone())
+}
+
+/// The deadline a client set with the `grpc-timeout` header, if any.
+pub fn client_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
+    let raw = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}

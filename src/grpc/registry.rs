@@ -1,0 +1,294 @@
+//! RegistryService: legal's writes and everyone's reads of the registry. Every write answers with
+//! the registry revision it produced, which VerifySeller's `min_revision` accepts, so legal's client
+//! can read its own writes from any replica.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use super::{Shared, actor, convert};
+use crate::domain::registry::{SellerMask, SellerUpdate};
+use crate::domain::{Country, SellerId, SellerStatus, Violation};
+use crate::error::{Error, Result};
+use crate::pb::v1 as pb;
+use crate::pb::v1::registry_service_server::RegistryService;
+use crate::store::{ImportItem, ImportOutcome, ImportRowError};
+
+/// Largest ListSellers page.
+pub const MAX_PAGE_SIZE: i32 = 1000;
+const DEFAULT_PAGE_SIZE: i32 = 100;
+/// Import items applied per transaction: big enough to amortise the commit, small enough to keep
+/// the write lock briefly.
+const IMPORT_BATCH: usize = 1000;
+
+/// The RegistryService implementation.
+pub struct RegistryApi {
+    shared: Shared,
+}
+
+impl RegistryApi {
+    pub fn new(shared: Shared) -> Self {
+        Self { shared }
+    }
+}
+
+/// What a page token encodes: where the last page ended, and the filters it was for.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct PageToken {
+    after: String,
+    country: String,
+    status: i32,
+}
+
+fn decode_token(raw: &str, req: &pb::ListSellersRequest) -> Result<Option<SellerId>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Error::invalid("page_token", "is not a token from a ListSellers response with these filters");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if token.country != req.country || token.status != req.status {
+        return Err(bad());
+    }
+    SellerId::parse(&token.after).map(Some).map_err(|_| bad())
+}
+
+fn encode_token(after: &SellerId, req: &pb::ListSellersRequest) -> String {
+    let token = PageToken { after: after.to_string(), country: req.country.clone(), status: req.status };
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
+}
+
+fn seller_mask(mask: Option<&prost_types::FieldMask>) -> Result<SellerMask> {
+    let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
+    if paths.is_empty() {
+        return Err(Error::invalid("update_mask", "must name at least one field"));
+    }
+    let mut m = SellerMask::default();
+    for (i, p) in paths.iter().enumerate() {
+        let slot = match p.as_str() {
+            "legal_name" => &mut m.legal_name,
+            "country" => &mut m.country,
+            "status" => &mut m.status,
+            "role" => &mut m.role,
+            "contact_email" => &mut m.contact_email,
+            "privacy_contact" => &mut m.privacy_contact,
+            other => {
+                return Err(Error::invalid(
+                    format!("update_mask.paths[{i}]"),
+                    format!("{other:?} is not an updatable seller field"),
+                ));
+            }
+        };
+        *slot = true;
+    }
+    Ok(m)
+}
+
+fn import_item(req: pb::ImportSellersRequest, index: i64) -> Result<ImportItem, Vec<ImportRowError>> {
+    let as_rows = |vs: Vec<Violation>| {
+        vs.into_iter().map(|v| ImportRowError { index, field: v.field, message: v.description }).collect()
+    };
+    match req.item {
+        Some(pb::import_sellers_request::Item::Seller(s)) => {
+            convert::seller_fields(&s, "seller").map(ImportItem::Seller).map_err(as_rows)
+        }
+        Some(pb::import_sellers_request::Item::Attestation(a)) => {
+            convert::attestation_fields(&a, "attestation").map(ImportItem::Attestation).map_err(as_rows)
+        }
+        None => Err(as_rows(vec![Violation::new("item", "must be a seller or an attestation")])),
+    }
+}
+
+fn merge(total: &mut ImportOutcome, part: ImportOutcome) {
+    total.sellers_created += part.sellers_created;
+    total.sellers_updated += part.sellers_updated;
+    total.sellers_unchanged += part.sellers_unchanged;
+    total.attestations_created += part.attestations_created;
+    total.attestations_unchanged += part.attestations_unchanged;
+    total.errors.extend(part.errors);
+    total.revision = total.revision.max(part.revision);
+}
+
+#[tonic::async_trait]
+impl RegistryService for RegistryApi {
+    async fn create_seller(
+        &self,
+        request: Request<pb::CreateSellerRequest>,
+    ) -> Result<Response<pb::CreateSellerResponse>, Status> {
+        let actor = actor(&request);
+        let req = request.into_inner();
+        let request_id = convert::request_id(&req.request_id).map_err(Error::from)?;
+        let seller = req.seller.ok_or_else(|| Error::invalid("seller", "must be set"))?;
+        let fields = convert::seller_fields(&seller, "seller").map_err(Error::Invalid)?;
+        let span = tracing::info_span!("create_seller", %actor, seller = %fields.seller_id);
+        let (seller, revision) = self.shared.store.create_seller(&actor, request_id.as_deref(), fields).instrument(span).await?;
+        Ok(Response::new(pb::CreateSellerResponse { seller: Some(convert::pb_seller(&seller)), revision }))
+    }
+
+    async fn update_seller(
+        &self,
+        request: Request<pb::UpdateSellerRequest>,
+    ) -> Result<Response<pb::UpdateSellerResponse>, Status> {
+        let actor = actor(&request);
+        let req = request.into_inner();
+        let request_id = convert::request_id(&req.request_id).map_err(Error::from)?;
+        let seller = req.seller.ok_or_else(|| Error::invalid("seller", "must be set"))?;
+        let mask = seller_mask(req.update_mask.as_ref())?;
+        // Validate only the fields the mask names; the rest of `seller` may be empty.
+        let id = SellerId::parse_field(&seller.seller_id, "seller.seller_id").map_err(Error::from)?;
+        let current = self
+            .shared
+            .store
+            .get_seller(&id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("seller {id}")))?
+            .0;
+        let mut probe = convert::pb_seller(&current);
+        let pick = |on: bool, new: &str, old: &mut String| {
+            if on {
+                *old = new.to_owned();
+            }
+        };
+        pick(mask.legal_name, &seller.legal_name, &mut probe.legal_name);
+        pick(mask.country, &seller.country, &mut probe.country);
+        pick(mask.contact_email, &seller.contact_email, &mut probe.contact_email);
+        pick(mask.privacy_contact, &seller.privacy_contact, &mut probe.privacy_contact);
+        if mask.status {
+            probe.status = seller.status;
+            if seller.status == 0 {
+                return Err(Error::invalid("seller.status", "must be specified").into());
+            }
+        }
+        if mask.role {
+            probe.role = seller.role;
+        }
+        let fields = convert::seller_fields(&probe, "seller").map_err(Error::Invalid)?;
+        let etag = (!seller.etag.is_empty()).then(|| seller.etag.clone());
+        let span = tracing::info_span!("update_seller", %actor, seller = %id);
+        let update = SellerUpdate { fields, mask, etag };
+        let (seller, revision) = self.shared.store.update_seller(&actor, request_id.as_deref(), update).instrument(span).await?;
+        Ok(Response::new(pb::UpdateSellerResponse { seller: Some(convert::pb_seller(&seller)), revision }))
+    }
+
+    async fn get_seller(&self, request: Request<pb::GetSellerRequest>) -> Result<Response<pb::GetSellerResponse>, Status> {
+        let id = SellerId::parse_field(&request.get_ref().seller_id, "seller_id").map_err(Error::from)?;
+        let (seller, atts, revision) =
+            self.shared.store.get_seller(&id).await?.ok_or_else(|| Error::NotFound(format!("seller {id}")))?;
+        Ok(Response::new(pb::GetSellerResponse {
+            seller: Some(convert::pb_seller(&seller)),
+            attestations: atts.iter().map(convert::pb_attestation).collect(),
+            revision,
+        }))
+    }
+
+    async fn list_sellers(
+        &self,
+        request: Request<pb::ListSellersRequest>,
+    ) -> Result<Response<pb::ListSellersResponse>, Status> {
+        let req = request.into_inner();
+        let country = if req.country.is_empty() {
+            None
+        } else {
+            Some(Country::parse(&req.country).map_err(|why| Error::invalid("country", why))?)
+        };
+        let status: Option<SellerStatus> =
+            if req.status == 0 { None } else { Some(convert::one(req.status, "status").map_err(Error::from)?) };
+        if !(0..=MAX_PAGE_SIZE).contains(&req.page_size) {
+            return Err(Error::invalid("page_size", format!("must be between 0 and {MAX_PAGE_SIZE}")).into());
+        }
+        let size = if req.page_size == 0 { DEFAULT_PAGE_SIZE } else { req.page_size };
+        let after = decode_token(&req.page_token, &req)?;
+        // One more than a page tells whether another page follows.
+        let mut sellers =
+            self.shared.store.list_sellers(country, status, after.as_ref(), size as u64 + 1).await?;
+        let next_page_token = if sellers.len() > size as usize {
+            sellers.truncate(size as usize);
+            sellers.last().map(|s| encode_token(&s.seller_id, &req)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListSellersResponse {
+            sellers: sellers.iter().map(convert::pb_seller).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn submit_attestation(
+        &self,
+        request: Request<pb::SubmitAttestationRequest>,
+    ) -> Result<Response<pb::SubmitAttestationResponse>, Status> {
+        let actor = actor(&request);
+        let req = request.into_inner();
+        let request_id = convert::request_id(&req.request_id).map_err(Error::from)?;
+        let att = req.attestation.ok_or_else(|| Error::invalid("attestation", "must be set"))?;
+        let fields = convert::attestation_fields(&att, "attestation").map_err(Error::Invalid)?;
+        let span = tracing::info_span!("submit_attestation", %actor, seller = %fields.seller_id);
+        let (att, revision) = self.shared.store.submit_attestation(&actor, request_id.as_deref(), fields).instrument(span).await?;
+        Ok(Response::new(pb::SubmitAttestationResponse { attestation: Some(convert::pb_attestation(&att)), revision }))
+    }
+
+    async fn revoke_attestation(
+        &self,
+        request: Request<pb::RevokeAttestationRequest>,
+    ) -> Result<Response<pb::RevokeAttestationResponse>, Status> {
+        let actor = actor(&request);
+        let req = request.into_inner();
+        let mut v = crate::domain::Violations::new();
+        let request_id = v.check(convert::request_id(&req.request_id));
+        let id = v.check(convert::text(&req.attestation_id, "attestation_id", 64, true));
+        let reason = v.check(convert::text(&req.reason, "reason", convert::MAX_REASON, true));
+        let (Some(request_id), Some(id), Some(reason)) = (request_id, id, reason) else {
+            return Err(Error::Invalid(v.into_vec()).into());
+        };
+        let span = tracing::info_span!("revoke_attestation", %actor, attestation = %id);
+        let (att, revision) = self.shared.store.revoke_attestation(&actor, request_id.as_deref(), &id, &reason).instrument(span).await?;
+        Ok(Response::new(pb::RevokeAttestationResponse { attestation: Some(convert::pb_attestation(&att)), revision }))
+    }
+
+    async fn import_sellers(
+        &self,
+        request: Request<Streaming<pb::ImportSellersRequest>>,
+    ) -> Result<Response<pb::ImportSellersResponse>, Status> {
+        let actor = actor(&request);
+        let mut stream = request.into_inner();
+        let mut total = ImportOutcome { revision: self.shared.registry.revision(), ..ImportOutcome::default() };
+        let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        let mut index = 0i64;
+        let span = tracing::info_span!("import_sellers", %actor);
+        loop {
+            let next = stream.message().await?;
+            let done = next.is_none();
+            if let Some(item) = next {
+                match import_item(item, index) {
+                    Ok(item) => batch.push((index, item)),
+                    Err(errors) => total.errors.extend(errors),
+                }
+                index += 1;
+            }
+            if batch.len() >= IMPORT_BATCH || (done && !batch.is_empty()) {
+                let items = std::mem::take(&mut batch);
+                let outcome = self.shared.store.import_batch(&actor, items).instrument(span.clone()).await?;
+                merge(&mut total, outcome);
+            }
+            if done {
+                break;
+            }
+        }
+        total.errors.sort_by_key(|e| e.index);
+        Ok(Response::new(pb::ImportSellersResponse {
+            sellers_created: total.sellers_created,
+            sellers_updated: total.sellers_updated,
+            sellers_unchanged: total.sellers_unchanged,
+            attestations_created: total.attestations_created,
+            attestations_unchanged: total.attestations_unchanged,
+            errors: total
+                .errors
+                .into_iter()
+                .map(|e| pb::ImportError { index: e.index, field: e.field, message: e.message })
+                .collect(),
+            revision: total.revision,
+        }))
+    }
+}

@@ -1,0 +1,82 @@
+//! VerificationService: checkout's hot path. Decisions come from the in-memory snapshot; the only
+//! wait is the bounded one a client asks for with `min_revision`.
+
+use tonic::{Request, Response, Status};
+
+use super::{Shared, client_deadline, convert};
+use crate::domain::verify::VerifyRequest;
+use crate::error::Error;
+use crate::pb::v1 as pb;
+use crate::pb::v1::verification_service_server::VerificationService;
+
+/// Most requests one BatchVerifySellers may carry: one cart.
+pub const MAX_BATCH: usize = 100;
+
+/// The VerificationService implementation.
+pub struct VerificationApi {
+    shared: Shared,
+}
+
+impl VerificationApi {
+    pub fn new(shared: Shared) -> Self {
+        Self { shared }
+    }
+
+    /// Waits, bounded by the client's deadline and the configured maximum, until the snapshot has
+    /// reached `min_revision`.
+    async fn catch_up<T>(&self, request: &Request<T>, min_revision: i64) -> Result<(), Error> {
+        let registry = &self.shared.registry;
+        if min_revision <= registry.revision() {
+            return Ok(());
+        }
+        let mut wait = self.shared.max_min_revision_wait;
+        if let Some(deadline) = client_deadline(request) {
+            // Leave a little of the deadline to answer UNAVAILABLE rather than time out silently.
+            wait = wait.min(deadline.mul_f32(0.9));
+        }
+        registry.wait_for(min_revision, wait).await
+    }
+
+    fn respond(&self, req: &VerifyRequest) -> pb::VerifySellerResponse {
+        let registry = &self.shared.registry;
+        let decided = registry.verify(req);
+        convert::pb_decision(req, &decided, &registry.policy().version, uuid::Uuid::now_v7().to_string())
+    }
+}
+
+#[tonic::async_trait]
+impl VerificationService for VerificationApi {
+    async fn verify_seller(
+        &self,
+        request: Request<pb::VerifySellerRequest>,
+    ) -> Result<Response<pb::VerifySellerResponse>, Status> {
+        let req = convert::verify_request(request.get_ref(), "").map_err(Error::Invalid)?;
+        self.catch_up(&request, req.min_revision).await?;
+        Ok(Response::new(self.respond(&req)))
+    }
+
+    async fn batch_verify_sellers(
+        &self,
+        request: Request<pb::BatchVerifySellersRequest>,
+    ) -> Result<Response<pb::BatchVerifySellersResponse>, Status> {
+        let items = &request.get_ref().requests;
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(Error::invalid("requests", format!("must hold 1 to {MAX_BATCH} requests")).into());
+        }
+        let mut violations = Vec::new();
+        let mut reqs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match convert::verify_request(item, &format!("requests[{i}]")) {
+                Ok(r) => reqs.push(r),
+                Err(v) => violations.extend(v),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let min_revision = reqs.iter().map(|r| r.min_revision).max().unwrap_or(0);
+        self.catch_up(&request, min_revision).await?;
+        let responses = reqs.iter().map(|r| self.respond(r)).collect();
+        Ok(Response::new(pb::BatchVerifySellersResponse { responses }))
+    }
+}

@@ -1,0 +1,123 @@
+//! Builds the whole service from [`Settings`]: database, migrations, policy, snapshot and its
+//! follower, and the one gRPC server with its tower stack. Tests build it on 127.0.0.1:0 exactly as
+//! production does.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::config::{Settings, ms};
+use crate::domain::Policy;
+use crate::grpc::{RegistryApi, Shared, VerificationApi};
+use crate::pb::v1::registry_service_server::RegistryServiceServer;
+use crate::pb::v1::verification_service_server::VerificationServiceServer;
+use crate::snapshot::{Registry, Snapshot, spawn_follower};
+use crate::store::{DbOptions, Store};
+
+/// A built, bound, not yet serving safeguard.
+pub struct App {
+    settings: Settings,
+    listener: TcpListener,
+    shared: Shared,
+    follower: JoinHandle<()>,
+}
+
+/// Loads the configured policy, or the built-in default.
+pub fn load_policy(settings: &Settings) -> anyhow::Result<Policy> {
+    match &settings.policy.path {
+        None => Ok(Policy::default_pipa()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read policy file {}", path.display()))?;
+            Policy::from_toml(&text).with_context(|| format!("policy file {} is invalid", path.display()))
+        }
+    }
+}
+
+/// Connects to the configured database.
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
+    let options = DbOptions {
+        url: settings.database.url.clone(),
+        max_connections: settings.database.max_connections,
+        connect_timeout: ms(settings.database.connect_timeout_ms),
+    };
+    Store::connect(&options).await.context("cannot connect to the database")
+}
+
+impl App {
+    /// Connects, migrates (if configured), loads the snapshot and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let policy = Arc::new(load_policy(&settings)?);
+        let store = connect_store(&settings).await?;
+        if settings.database.migrate_on_start {
+            store.migrate().await.context("cannot apply migrations")?;
+        }
+        let state = store.load_state().await.context("cannot load the registry")?;
+        tracing::info!(revision = state.revision, sellers = state.sellers.len(), policy = %policy.version, "registry loaded");
+        let registry = Registry::new(Snapshot::from_state(state), policy, ms(settings.snapshot.max_staleness_ms));
+        let follower = spawn_follower(registry.clone(), store.clone(), ms(settings.snapshot.poll_interval_ms));
+        let listener = TcpListener::bind(settings.server.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.listen_addr))?;
+        let shared = Shared { store, registry, max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms) };
+        Ok(Self { settings, listener, shared, follower })
+    }
+
+    /// Where the server listens (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.settings.server.listen_addr)
+    }
+
+    /// The in-memory registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.shared.registry.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let App { settings, listener, shared, follower } = self;
+        let max_msg = settings.server.max_message_bytes;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<VerificationServiceServer<VerificationApi>>().await;
+        health.set_serving::<RegistryServiceServer<RegistryApi>>().await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let verification = VerificationServiceServer::new(VerificationApi::new(shared.clone()))
+            .max_decoding_message_size(max_msg);
+        let registry = RegistryServiceServer::new(RegistryApi::new(shared.clone())).max_decoding_message_size(max_msg);
+
+        tracing::info!(addr = %listener.local_addr()?, "safeguard serving");
+        let result = Server::builder()
+            .timeout(ms(settings.server.request_timeout_ms))
+            .max_concurrent_streams(settings.server.max_concurrent_streams)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(verification)
+            .add_service(registry)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                health.set_not_serving::<VerificationServiceServer<VerificationApi>>().await;
+                health.set_not_serving::<RegistryServiceServer<RegistryApi>>().await;
+            })
+            .await;
+        follower.abort();
+        result.context("gRPC server failed")
+    }
+}

@@ -1,0 +1,124 @@
+//! sea-orm entities: the tables as the store reads and writes them. The schema itself is defined by
+//! the `migrations` crate; these mirror it and never create it.
+
+/// Current state of each seller.
+pub mod seller {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sellers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seller_id: String,
+        pub legal_name: String,
+        pub country: String,
+        pub status: String,
+        pub role: String,
+        pub contact_email: String,
+        pub privacy_contact: String,
+        pub revision: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Current state of each attestation.
+pub mod attestation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "attestations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub attestation_id: String,
+        pub seller_id: String,
+        pub contract_ref: String,
+        pub document_sha256: String,
+        pub clauses: String,
+        pub purposes: String,
+        pub categories: String,
+        pub signed_time: i64,
+        pub effective_time: i64,
+        pub expire_time: i64,
+        pub signatory: String,
+        pub retention_days: i32,
+        pub state: String,
+        pub revoke_reason: String,
+        pub submitted_by: String,
+        pub revision: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The append-only, hash-chained log of every registry change.
+pub mod event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "registry_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub revision: i64,
+        pub time: i64,
+        pub actor: String,
+        pub kind: String,
+        pub seller_id: String,
+        pub payload: String,
+        pub prev_hash: String,
+        pub hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The one-row head of the chain: the latest revision and hash. Every write locks it first.
+pub mod head {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "registry_head")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub revision: i64,
+        pub hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The request ids of applied writes, with their results, so a retried write answers as the first.
+pub mod applied_request {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "applied_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub request_id: String,
+        pub kind: String,
+        pub revision: i64,
+        pub result: String,
+        pub time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
