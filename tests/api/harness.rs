@@ -1,0 +1,295 @@
+//! The test harness: a real safeguard on 127.0.0.1:0 over a fresh database (an SQLite file in a
+//! temporary directory, or a fresh PostgreSQL schema), driven by the generated tonic clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use safeguard::config::Settings;
+use safeguard::pb::v1 as pb;
+use safeguard::pb::v1::registry_service_client::RegistryServiceClient;
+use safeguard::pb::v1::verification_service_client::VerificationServiceClient;
+use safeguard::startup::App;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests use, if any: `SAFEGUARD_TEST_POSTGRES_URL`.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("SAFEGUARD_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// `None` when the backend is PostgreSQL and no server is configured (the test is skipped).
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("safeguard.db").display());
+                Some(Self { url, backend, _dir: Some(dir), pg: None })
+            }
+            Backend::Postgres => {
+                let Some(base) = postgres_url() else {
+                    eprintln!("SAFEGUARD_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
+                    return None;
+                };
+                let schema = format!("sg_{}", uuid::Uuid::now_v7().simple());
+                psql(&base, &format!("CREATE SCHEMA {schema}")).await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options[search_path]={schema}");
+                Some(Self { url, backend, _dir: None, pg: Some((base, schema)) })
+            }
+        }
+    }
+
+    /// Runs raw SQL against the test's database (for tampering and inspection).
+    pub async fn execute(&self, sql: &str) {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(self.url.as_str()).await.unwrap();
+        db.execute_unprepared(sql).await.unwrap();
+        db.close().await.unwrap();
+    }
+
+    /// Drops a PostgreSQL schema; SQLite files go with their temporary directory.
+    pub async fn drop_now(&mut self) {
+        if let Some((base, schema)) = self.pg.take() {
+            psql(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
+        }
+    }
+}
+
+async fn psql(url: &str, sql: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    db.execute_unprepared(sql).await.unwrap();
+    db.close().await.unwrap();
+}
+
+/// Settings for a test server on `db`: an ephemeral port and a quick follower.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut s = Settings::default();
+    s.server.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    s.database.url = db.url.clone();
+    s.database.max_connections = 5;
+    s.snapshot.poll_interval_ms = 50;
+    s.server.max_min_revision_wait_ms = 3_000;
+    s
+}
+
+/// A running server and clients connected to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: TestDb,
+    pub verification: VerificationServiceClient<Channel>,
+    pub registry: RegistryServiceClient<Channel>,
+    pub channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database; `None` if the backend is not available.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let settings = test_settings(&db);
+        Some(Self::spawn_with(db, settings).await)
+    }
+
+    /// Starts a server with explicit settings on `db`.
+    pub async fn spawn_with(db: TestDb, settings: Settings) -> Self {
+        let app = App::build(settings).await.unwrap();
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_timeout(Duration::from_secs(5)).connect().await.unwrap();
+        Self {
+            addr,
+            db,
+            verification: VerificationServiceClient::new(channel.clone()),
+            registry: RegistryServiceClient::new(channel.clone()),
+            channel,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server (finishing in-flight requests) and drops the database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.db.drop_now().await;
+    }
+}
+
+/// Runs a test body on SQLite and on PostgreSQL: `both!(name, |app| async move { ... })` defines
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::Sqlite).await {
+                    let app = ($body)(app).await;
+                    $crate::harness::TestApp::stop(app).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::Postgres).await {
+                    let app = ($body)(app).await;
+                    $crate::harness::TestApp::stop(app).await;
+                }
+            }
+        }
+    };
+}
+
+// ---- Builders for requests -------------------------------------------------------------------
+
+/// Now plus `days`, on the wire.
+pub fn days_from_now(days: i64) -> Option<prost_types::Timestamp> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    Some(prost_types::Timestamp { seconds: now + days * 86_400, nanos: 0 })
+}
+
+/// An active recipient seller in China.
+pub fn seller(id: &str) -> pb::Seller {
+    pb::Seller {
+        seller_id: id.to_owned(),
+        legal_name: format!("{id} Trading Co., Ltd."),
+        country: "CN".to_owned(),
+        status: pb::SellerStatus::Active as i32,
+        role: pb::SellerRole::Recipient as i32,
+        contact_email: format!("legal@{id}.example"),
+        privacy_contact: format!("privacy@{id}.example"),
+        ..Default::default()
+    }
+}
+
+/// The default policy's baseline clauses.
+pub fn baseline_clauses() -> Vec<i32> {
+    use pb::Clause::*;
+    [
+        PurposeLimitation,
+        DataMinimization,
+        SecuritySafeguards,
+        RetentionAndDeletion,
+        OnwardTransferRestriction,
+        BreachNotification,
+        GrievanceAndDisputeResolution,
+        DataSubjectRights,
+        SupervisionAndAudit,
+        LiabilityAndCompensation,
+        SuspensionAndTermination,
+        PipaComplianceUndertaking,
+    ]
+    .iter()
+    .map(|c| *c as i32)
+    .collect()
+}
+
+/// A contract attestation in force for a year: every baseline clause plus IDENTIFIER_PROTECTION,
+/// fulfilment and customs purposes, the categories they permit. `doc` makes the document hash unique.
+pub fn attestation(seller_id: &str, doc: u8) -> pb::Attestation {
+    use pb::DataCategory::*;
+    let mut clauses = baseline_clauses();
+    clauses.push(pb::Clause::IdentifierProtection as i32);
+    pb::Attestation {
+        seller_id: seller_id.to_owned(),
+        contract_ref: format!("DPA-{seller_id}-{doc}"),
+        document_sha256: format!("{doc:02x}").repeat(32),
+        clauses,
+        purposes: vec![pb::Purpose::OrderFulfillment as i32, pb::Purpose::CustomsClearance as i32],
+        categories: [RecipientName, PhoneNumber, ShippingAddress, OrderContents, PlatformBuyerId, CustomsCode, DateOfBirth]
+            .iter()
+            .map(|c| *c as i32)
+            .collect(),
+        signed_time: days_from_now(-10),
+        effective_time: days_from_now(-1),
+        expire_time: days_from_now(365),
+        signatory: "Jane Kim, Head of Legal".to_owned(),
+        retention_days: 60,
+        ..Default::default()
+    }
+}
+
+/// A VerifySeller request with SEPARATE_CONSENT.
+pub fn verify(seller_id: &str, purpose: pb::Purpose, categories: &[pb::DataCategory]) -> pb::VerifySellerRequest {
+    pb::VerifySellerRequest {
+        seller_id: seller_id.to_owned(),
+        categories: categories.iter().map(|c| *c as i32).collect(),
+        purpose: purpose as i32,
+        basis: pb::TransferBasis::SeparateConsent as i32,
+        basis_evidence_ref: "consent-123".to_owned(),
+        min_revision: 0,
+    }
+}
+
+impl TestApp {
+    /// Registers a seller; returns the revision.
+    pub async fn create_seller(&mut self, s: pb::Seller) -> i64 {
+        self.registry
+            .create_seller(pb::CreateSellerRequest { seller: Some(s), request_id: String::new() })
+            .await
+            .unwrap()
+            .into_inner()
+            .revision
+    }
+
+    /// Submits an attestation; returns it and the revision.
+    pub async fn attest(&mut self, a: pb::Attestation) -> (pb::Attestation, i64) {
+        let r = self
+            .registry
+            .submit_attestation(pb::SubmitAttestationRequest { attestation: Some(a), request_id: String::new() })
+            .await
+            .unwrap()
+            .into_inner();
+        (r.attestation.unwrap(), r.revision)
+    }
+
+    /// Verifies at least at `revision`.
+    pub async fn verify_at(&mut self, mut req: pb::VerifySellerRequest, revision: i64) -> pb::VerifySellerResponse {
+        req.min_revision = revision;
+        self.verification.verify_seller(req).await.unwrap().into_inner()
+    }
+}
+
+/// The field paths of an INVALID_ARGUMENT status's BadRequest details.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Reason codes of a decision's seller-level reasons.
+pub fn codes(reasons: &[pb::Reason]) -> Vec<pb::ReasonCode> {
+    reasons.iter().map(|r| r.code()).collect()
+}

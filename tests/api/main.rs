@@ -1,0 +1,10 @@
+//! safeguard's integration tests: one binary, each test a real server on 127.0.0.1:0 over a fresh
+//! database, driven by the generated gRPC clients. Every test runs on SQLite and, when
+//! `SAFEGUARD_TEST_POSTGRES_URL` is set (CI sets it), on PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+mod registry;
+mod verification;
