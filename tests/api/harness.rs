@@ -56,6 +56,11 @@ impl TestDb {
         }
     }
 
+    /// The same database for a second server; dropping it is left to the original.
+    pub fn share(&self) -> Self {
+        Self { url: self.url.clone(), backend: self.backend, _dir: None, pg: None }
+    }
+
     /// Runs raw SQL against the test's database (for tampering and inspection).
     pub async fn execute(&self, sql: &str) {
         use sea_orm::ConnectionTrait;

@@ -7,4 +7,5 @@
 mod harness;
 
 mod registry;
+mod replicas;
 mod verification;
