@@ -46,7 +46,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // request_id makes the write safe to retry: it is applied once.
     match registry
-        .create_seller(authorized(pb::CreateSellerRequest { seller: Some(seller), request_id: "example-create".into() }))
+        .create_seller(authorized(pb::CreateSellerRequest {
+            seller: Some(seller),
+            request_id: "example-create".into(),
+        }))
         .await
     {
         Ok(r) => println!("seller registered at revision {}", r.into_inner().revision),
@@ -116,7 +119,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  must not send {:?}: {}", d.category(), why.join(", "));
     }
     if let Some(x) = &answer.disclosure {
-        println!("  tell the buyer: {} ({}), {}, kept {} days", x.recipient_legal_name, x.country, x.recipient_contact, x.retention_days);
+        println!(
+            "  tell the buyer: {} ({}), {}, kept {} days",
+            x.recipient_legal_name, x.country, x.recipient_contact, x.retention_days
+        );
     }
     Ok(())
 }

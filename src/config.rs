@@ -11,13 +11,14 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Everything safeguard can be configured with.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub snapshot: SnapshotSettings,
     pub policy: PolicySettings,
+    pub auth: AuthSettings,
 }
 
 /// The gRPC listener and its limits.
@@ -35,6 +36,110 @@ pub struct ServerSettings {
     pub max_message_bytes: usize,
     /// Concurrent requests per connection (HTTP/2 streams).
     pub max_concurrent_streams: u32,
+    /// Requests served at once per connection; beyond it, with load shedding on, new requests are
+    /// refused with UNAVAILABLE at once instead of queueing behind slow ones.
+    pub concurrency_limit_per_connection: usize,
+    /// Refuse work beyond the concurrency limit instead of queueing it.
+    pub load_shed: bool,
+    /// Optional TLS.
+    pub tls: TlsSettings,
+}
+
+/// Server TLS (rustls). Both files set: TLS on; `client_ca_file` too: clients must present a
+/// certificate signed by that CA (mTLS).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// A secret value: never printed, never logged.
+#[derive(Clone, Deserialize, PartialEq, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Token verification. With no key configured and an SQLite database, `safeguard serve` creates a
+/// random HS256 secret in a 0600 file beside the database and reuses it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Shared HS256 secret (at least 32 bytes).
+    pub hs256_secret: Option<Secret>,
+    /// A file holding the HS256 secret (used when `hs256_secret` is unset).
+    pub hs256_secret_file: Option<PathBuf>,
+    /// PEM public keys, each pinned to its algorithm.
+    pub rs256_public_key_file: Option<PathBuf>,
+    pub es256_public_key_file: Option<PathBuf>,
+    pub eddsa_public_key_file: Option<PathBuf>,
+    /// A JWKS document of public keys; each key must name its alg (RS256, ES256 or EdDSA).
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// Verified tokens remembered (each never past its expiry).
+    pub cache_capacity: usize,
+    /// Benchmarks only: no authentication at all. Not settable from a file or the environment.
+    #[serde(skip)]
+    pub insecure_disabled: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            hs256_secret_file: None,
+            rs256_public_key_file: None,
+            es256_public_key_file: None,
+            eddsa_public_key_file: None,
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+            leeway_seconds: 30,
+            cache_capacity: 100_000,
+            insecure_disabled: false,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Whether any verification key is configured.
+    pub fn has_keys(&self) -> bool {
+        self.hs256_secret.is_some()
+            || self.hs256_secret_file.is_some()
+            || self.rs256_public_key_file.is_some()
+            || self.es256_public_key_file.is_some()
+            || self.eddsa_public_key_file.is_some()
+            || self.jwks_file.is_some()
+    }
 }
 
 /// The registry database.
@@ -67,17 +172,6 @@ pub struct PolicySettings {
     pub path: Option<PathBuf>,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            database: DatabaseSettings::default(),
-            snapshot: SnapshotSettings::default(),
-            policy: PolicySettings::default(),
-        }
-    }
-}
-
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
@@ -86,6 +180,9 @@ impl Default for ServerSettings {
             request_timeout_ms: 10_000,
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_streams: 256,
+            concurrency_limit_per_connection: 256,
+            load_shed: true,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -141,11 +238,20 @@ impl Settings {
             ("server.request_timeout_ms", self.server.request_timeout_ms),
             ("server.max_message_bytes", self.server.max_message_bytes as u64),
             ("server.max_concurrent_streams", u64::from(self.server.max_concurrent_streams)),
+            ("server.concurrency_limit_per_connection", self.server.concurrency_limit_per_connection as u64),
+            ("auth.cache_capacity", self.auth.cache_capacity as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(ConfigError(format!("{key} must be positive")));
             }
+        }
+        let tls = &self.server.tls;
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return Err(ConfigError("server.tls.cert_file and server.tls.key_file go together".into()));
+        }
+        if tls.client_ca_file.is_some() && tls.cert_file.is_none() {
+            return Err(ConfigError("server.tls.client_ca_file needs server.tls.cert_file and key_file".into()));
         }
         if self.snapshot.max_staleness_ms <= self.snapshot.poll_interval_ms {
             return Err(ConfigError("snapshot.max_staleness_ms must exceed snapshot.poll_interval_ms".into()));

@@ -1,10 +1,13 @@
-//! The `safeguard` command: serve, migrate.
+//! The `safeguard` command: serve, migrate, token.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use safeguard::auth::Role;
+use safeguard::auth::keys::mint_hs256;
+use safeguard::auth::secret::resolve_hs256_secret;
 use safeguard::config::Settings;
 use safeguard::startup::{App, connect_store};
 
@@ -31,6 +34,32 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print a token signed with the configured HS256 secret.
+    Token {
+        /// checkout, legal, auditor or admin; repeat for several.
+        #[arg(long = "role", required = true, value_name = "ROLE")]
+        roles: Vec<String>,
+        /// The subject: recorded as the actor of registry writes.
+        #[arg(long, value_name = "NAME")]
+        sub: String,
+        /// Lifetime: a number with s, m, h or d (1h, 30m, 7d).
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        ttl: String,
+    },
+}
+
+fn parse_ttl(raw: &str) -> anyhow::Result<u64> {
+    let (digits, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let n: u64 = digits.parse().with_context(|| format!("--ttl {raw:?}: expected a number and s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("--ttl {raw:?}: expected a number and s, m, h or d"),
+    };
+    anyhow::ensure!(seconds > 0, "--ttl must be positive");
+    Ok(seconds)
 }
 
 fn settings(cli: &Cli) -> anyhow::Result<Settings> {
@@ -93,6 +122,22 @@ async fn main() -> anyhow::Result<()> {
             store.migrate().await.context("migration failed")?;
             let (revision, _) = store.head().await?;
             eprintln!("migrations applied; registry at revision {revision}");
+            Ok(())
+        }
+        Command::Token { roles, sub, ttl } => {
+            let roles = roles
+                .iter()
+                .map(|r| {
+                    Role::parse(r).with_context(|| format!("unknown role {r:?}: use checkout, legal, auditor or admin"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let secret = resolve_hs256_secret(&settings, true)?.context(
+                "no HS256 secret is configured: tokens for public-key algorithms come from your identity provider",
+            )?;
+            let auth = &settings.auth;
+            let token =
+                mint_hs256(&secret, &sub, &roles, parse_ttl(&ttl)?, auth.issuer.as_deref(), auth.audience.as_deref())?;
+            println!("{token}");
             Ok(())
         }
     }

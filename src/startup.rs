@@ -12,6 +12,9 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
+use crate::auth::keys::Verifier;
+use crate::auth::layer::{AuthLayer, Authenticator};
+use crate::auth::secret::resolve_hs256_secret;
 use crate::config::{Settings, ms};
 use crate::domain::Policy;
 use crate::grpc::{RegistryApi, Shared, VerificationApi};
@@ -26,6 +29,18 @@ pub struct App {
     listener: TcpListener,
     shared: Shared,
     follower: JoinHandle<()>,
+    auth: AuthLayer,
+}
+
+/// Builds the authentication layer from the settings (keys are parsed here, once).
+pub fn auth_layer(settings: &Settings) -> anyhow::Result<AuthLayer> {
+    if settings.auth.insecure_disabled {
+        tracing::warn!("authentication is disabled");
+        return Ok(AuthLayer::disabled());
+    }
+    let secret = resolve_hs256_secret(settings, true)?;
+    let verifier = Verifier::new(&settings.auth, secret.as_deref())?;
+    Ok(AuthLayer::new(Arc::new(Authenticator::new(verifier, settings.auth.cache_capacity))))
 }
 
 /// Loads the configured policy, or the built-in default.
@@ -33,8 +48,8 @@ pub fn load_policy(settings: &Settings) -> anyhow::Result<Policy> {
     match &settings.policy.path {
         None => Ok(Policy::default_pipa()),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read policy file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
             Policy::from_toml(&text).with_context(|| format!("policy file {} is invalid", path.display()))
         }
     }
@@ -55,6 +70,7 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let policy = Arc::new(load_policy(&settings)?);
+        let auth = auth_layer(&settings)?;
         let store = connect_store(&settings).await?;
         if settings.database.migrate_on_start {
             store.migrate().await.context("cannot apply migrations")?;
@@ -67,7 +83,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen_addr))?;
         let shared = Shared { store, registry, max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms) };
-        Ok(Self { settings, listener, shared, follower })
+        Ok(Self { settings, listener, shared, follower, auth })
     }
 
     /// Where the server listens (the real port when configured with port 0).
@@ -82,7 +98,7 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { settings, listener, shared, follower } = self;
+        let App { settings, listener, shared, follower, auth } = self;
         let max_msg = settings.server.max_message_bytes;
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -97,14 +113,21 @@ impl App {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let verification = VerificationServiceServer::new(VerificationApi::new(shared.clone()))
-            .max_decoding_message_size(max_msg);
+        let verification =
+            VerificationServiceServer::new(VerificationApi::new(shared.clone())).max_decoding_message_size(max_msg);
         let registry = RegistryServiceServer::new(RegistryApi::new(shared.clone())).max_decoding_message_size(max_msg);
 
         tracing::info!(addr = %listener.local_addr()?, "safeguard serving");
-        let result = Server::builder()
+        let mut server = Server::builder();
+        if let Some(tls) = tls_config(&settings)? {
+            server = server.tls_config(tls)?;
+        }
+        let result = server
             .timeout(ms(settings.server.request_timeout_ms))
             .max_concurrent_streams(settings.server.max_concurrent_streams)
+            .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
+            .load_shed(settings.server.load_shed)
+            .layer(auth)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -120,4 +143,17 @@ impl App {
         follower.abort();
         result.context("gRPC server failed")
     }
+}
+
+/// The server TLS configuration, if TLS is configured.
+fn tls_config(settings: &Settings) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let tls = &settings.server.tls;
+    let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else { return Ok(None) };
+    let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(config))
 }

@@ -1,4 +1,10 @@
-//! Who is calling and what they may do.
+//! Who is calling and what they may do. Authentication happens once per request in a tower layer
+//! ([`layer::AuthLayer`]), which puts a [`Principal`] in the request's extensions; each RPC handler
+//! then authorizes with `principal.require(..)`, so the rule is visible where the RPC is.
+
+pub mod keys;
+pub mod layer;
+pub mod secret;
 
 use std::fmt;
 
@@ -52,6 +58,18 @@ pub struct Principal {
     /// The token's `sub`: recorded as the actor of every registry write.
     pub subject: String,
     pub roles: Vec<Role>,
+}
+
+/// The caller of `request`, as the auth layer found it.
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, Error> {
+    request.extensions().get::<Principal>().ok_or(Error::Unauthenticated)
+}
+
+/// Authorizes `request` for any of `roles` (admins may do everything); returns the caller.
+pub fn authorize<'r, T>(request: &'r tonic::Request<T>, roles: &[Role]) -> Result<&'r Principal, Error> {
+    let p = principal(request)?;
+    p.require(roles)?;
+    Ok(p)
 }
 
 impl Principal {

@@ -107,7 +107,11 @@ fn names<T: Vocab>(list: &[String], at: &str) -> Result<Set<T>, PolicyError> {
 }
 
 fn one<T: Vocab>(name: &str, at: &str) -> Result<T, PolicyError> {
-    T::from_name(name).ok_or_else(|| PolicyError::UnknownName { kind: T::KIND, name: name.to_owned(), at: at.to_owned() })
+    T::from_name(name).ok_or_else(|| PolicyError::UnknownName {
+        kind: T::KIND,
+        name: name.to_owned(),
+        at: at.to_owned(),
+    })
 }
 
 fn bases(doc: &BTreeMap<String, Vec<String>>, at: &str) -> Result<[Set<TransferBasis>; 2], PolicyError> {
@@ -155,7 +159,8 @@ impl Policy {
         let mut category_clauses = [Set::empty(); 14];
         for (name, c) in &doc.categories {
             let category: DataCategory = one(name, "categories")?;
-            category_clauses[category.number() as usize] = names(&c.extra_clauses, &format!("categories.{name}.extra_clauses"))?;
+            category_clauses[category.number() as usize] =
+                names(&c.extra_clauses, &format!("categories.{name}.extra_clauses"))?;
         }
         Ok(Self {
             version: doc.version,

@@ -283,8 +283,8 @@ pub fn decide(ctx: &Context<'_>, seller: Option<&SellerView>, req: &VerifyReques
             earliest_expire = earliest_expire.min(c.expire);
         }
     }
-    let seller_level = seller_level
-        .or_else(|| (!purposes.contains(req.purpose)).then_some(ReasonCode::PurposeNotInContract));
+    let seller_level =
+        seller_level.or_else(|| (!purposes.contains(req.purpose)).then_some(ReasonCode::PurposeNotInContract));
 
     let mut reasons = Vec::new();
     if any_suspended {

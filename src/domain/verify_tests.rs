@@ -26,7 +26,8 @@ static POLICY: LazyLock<Policy> = LazyLock::new(Policy::default_pipa);
 /// Under the default policy no purpose permits a prohibited category, so only this one shows that
 /// the prohibition itself holds.
 static CARELESS_POLICY: LazyLock<Policy> = LazyLock::new(|| {
-    let fulfilment = r#"categories = ["RECIPIENT_NAME", "PHONE_NUMBER", "SHIPPING_ADDRESS", "ORDER_CONTENTS", "PLATFORM_BUYER_ID"]"#;
+    let fulfilment =
+        r#"categories = ["RECIPIENT_NAME", "PHONE_NUMBER", "SHIPPING_ADDRESS", "ORDER_CONTENTS", "PLATFORM_BUYER_ID"]"#;
     assert!(DEFAULT_POLICY_TOML.contains(fulfilment), "the default policy's ORDER_FULFILLMENT line changed");
     let careless = fulfilment.replace(']', r#", "EMAIL", "PAYMENT_DATA"]"#);
     Policy::from_toml(&DEFAULT_POLICY_TOML.replace(fulfilment, &careless))
@@ -547,6 +548,10 @@ fn a_revocation_is_more_telling_than_an_expiry_or_a_future_contract() {
     assert_eq!(codes(&v.reasons), vec![ReasonCode::ContractRevoked]);
     let v = verify(&recipient(vec![expired, future]), &shipping_request());
     assert_eq!(codes(&v.reasons), vec![ReasonCode::ContractNotYetEffective]);
+    // A contract revoked and since expired was still revoked: legal withdrew it.
+    let revoked_then_expired = Contract { revoked: true, expire: at(-DAY), ..full_contract("att-4") };
+    let v = verify(&recipient(vec![revoked_then_expired]), &shipping_request());
+    assert_eq!(codes(&v.reasons), vec![ReasonCode::ContractRevoked]);
 }
 
 #[test]
@@ -583,8 +588,7 @@ fn a_prohibited_category_is_denied_even_when_a_purpose_permits_it() {
 
 #[test]
 fn every_prohibited_category_is_denied_for_every_purpose() {
-    let everything =
-        Contract { categories: all(), purposes: all(), clauses: all(), ..full_contract("att-1") };
+    let everything = Contract { categories: all(), purposes: all(), clauses: all(), ..full_contract("att-1") };
     let seller = recipient(vec![everything]);
     let prohibited: Vec<_> = POLICY.prohibited.iter().collect();
     assert_eq!(prohibited.len(), 5);
@@ -798,8 +802,12 @@ fn any_order() -> impl Strategy<Value = OrderView> {
         select(&COUNTRIES[..]).prop_map(|c| SuspensionScope::Country(country(c))),
     ];
     let categories = prop_oneof![Just(Set::empty()), any::<u32>().prop_map(from_bits::<DataCategory>)];
-    (scope, categories, any_offset(), any::<bool>())
-        .prop_map(|(scope, categories, effective, lifted)| OrderView { scope, categories, effective: at(effective), lifted })
+    (scope, categories, any_offset(), any::<bool>()).prop_map(|(scope, categories, effective, lifted)| OrderView {
+        scope,
+        categories,
+        effective: at(effective),
+        lifted,
+    })
 }
 
 /// Distinct categories in random order: any of them, or (so that a full ALLOW is common enough) only
@@ -816,9 +824,8 @@ fn any_categories(purpose: Purpose) -> impl Strategy<Value = Vec<DataCategory>> 
 
 fn any_request() -> impl Strategy<Value = VerifyRequest> {
     let basis = prop_oneof![1 => Just(None), 4 => select(TransferBasis::ALL).prop_map(Some)];
-    (select(Purpose::ALL).prop_flat_map(|p| (Just(p), any_categories(p))), basis).prop_map(
-        |((purpose, categories), basis)| VerifyRequest { categories, basis, ..request(purpose, &[]) },
-    )
+    (select(Purpose::ALL).prop_flat_map(|p| (Just(p), any_categories(p))), basis)
+        .prop_map(|((purpose, categories), basis)| VerifyRequest { categories, basis, ..request(purpose, &[]) })
 }
 
 /// Everything `decide` depends on.

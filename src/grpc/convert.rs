@@ -95,14 +95,21 @@ pub fn seller_fields(s: &pb::Seller, prefix: &str) -> Result<SellerFields, Vec<V
     let seller_id = v.check(SellerId::parse_field(&s.seller_id, &path(prefix, "seller_id")));
     let legal_name = v.check(text(&s.legal_name, &path(prefix, "legal_name"), MAX_NAME, true));
     let country = v.check(country(&s.country, &path(prefix, "country")));
-    let status = if s.status == 0 { Some(SellerStatus::Active) } else { v.check(one(s.status, &path(prefix, "status"))) };
+    let status =
+        if s.status == 0 { Some(SellerStatus::Active) } else { v.check(one(s.status, &path(prefix, "status"))) };
     let role = v.check(one(s.role, &path(prefix, "role")));
     let contact_email = v.check(email(&s.contact_email, &path(prefix, "contact_email")));
     let privacy_contact = v.check(text(&s.privacy_contact, &path(prefix, "privacy_contact"), MAX_NAME, true));
     match (seller_id, legal_name, country, status, role, contact_email, privacy_contact) {
-        (Some(seller_id), Some(legal_name), Some(country), Some(status), Some(role), Some(contact_email), Some(privacy_contact))
-            if v.is_empty() =>
-        {
+        (
+            Some(seller_id),
+            Some(legal_name),
+            Some(country),
+            Some(status),
+            Some(role),
+            Some(contact_email),
+            Some(privacy_contact),
+        ) if v.is_empty() => {
             Ok(SellerFields { seller_id, legal_name, country, status, role, contact_email, privacy_contact })
         }
         _ => Err(v.into_vec()),
@@ -141,23 +148,27 @@ pub fn attestation_fields(a: &pb::Attestation, prefix: &str) -> Result<Attestati
         v.push(Violation::new(path(prefix, "retention_days"), format!("must be at most {MAX_RETENTION_DAYS}")));
     }
     match (seller_id, contract_ref, document_sha256, signed_time, effective_time, expire_time, signatory) {
-        (Some(seller_id), Some(contract_ref), Some(document_sha256), Some(signed_time), Some(effective_time), Some(expire_time), Some(signatory))
-            if v.is_empty() =>
-        {
-            Ok(AttestationFields {
-                seller_id,
-                contract_ref,
-                document_sha256,
-                clauses,
-                purposes,
-                categories,
-                signed_time,
-                effective_time,
-                expire_time,
-                signatory,
-                retention_days: a.retention_days,
-            })
-        }
+        (
+            Some(seller_id),
+            Some(contract_ref),
+            Some(document_sha256),
+            Some(signed_time),
+            Some(effective_time),
+            Some(expire_time),
+            Some(signatory),
+        ) if v.is_empty() => Ok(AttestationFields {
+            seller_id,
+            contract_ref,
+            document_sha256,
+            clauses,
+            purposes,
+            categories,
+            signed_time,
+            effective_time,
+            expire_time,
+            signatory,
+            retention_days: a.retention_days,
+        }),
         _ => Err(v.into_vec()),
     }
 }
@@ -230,15 +241,16 @@ pub fn pb_attestation(a: &Attestation) -> pb::Attestation {
 }
 
 fn pb_reason(r: &crate::domain::verify::Reason) -> pb::Reason {
-    pb::Reason {
-        code: r.code.number(),
-        clause: r.clause.map_or(0, Vocab::number),
-        message: r.message().to_owned(),
-    }
+    pb::Reason { code: r.code.number(), clause: r.clause.map_or(0, Vocab::number), message: r.message().to_owned() }
 }
 
 /// A decision on the wire.
-pub fn pb_decision(req: &VerifyRequest, d: &Decided, policy_version: &str, decision_id: String) -> pb::VerifySellerResponse {
+pub fn pb_decision(
+    req: &VerifyRequest,
+    d: &Decided,
+    policy_version: &str,
+    decision_id: String,
+) -> pb::VerifySellerResponse {
     let v = &d.verdict;
     pb::VerifySellerResponse {
         decision: v.decision.number(),
@@ -246,7 +258,10 @@ pub fn pb_decision(req: &VerifyRequest, d: &Decided, policy_version: &str, decis
         denied_categories: v
             .denied
             .iter()
-            .map(|(c, reasons)| pb::CategoryDenial { category: c.number(), reasons: reasons.iter().map(pb_reason).collect() })
+            .map(|(c, reasons)| pb::CategoryDenial {
+                category: c.number(),
+                reasons: reasons.iter().map(pb_reason).collect(),
+            })
             .collect(),
         reasons: v.reasons.iter().map(pb_reason).collect(),
         revision: d.revision,

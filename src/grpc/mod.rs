@@ -23,15 +23,6 @@ pub struct Shared {
     pub max_min_revision_wait: Duration,
 }
 
-/// Who is calling, for the event log: the authenticated subject, or "anonymous" when the server
-/// runs without authentication.
-pub fn actor<T>(request: &tonic::Request<T>) -> String {
-    request
-        .extensions()
-        .get::<crate::auth::Principal>()
-        .map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone())
-}
-
 /// The deadline a client set with the `grpc-timeout` header, if any.
 pub fn client_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
     let raw = request.metadata().get("grpc-timeout")?.to_str().ok()?;

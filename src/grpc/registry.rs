@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use super::{Shared, actor, convert};
+use super::{Shared, convert};
+use crate::auth::{Role, authorize};
 use crate::domain::registry::{SellerMask, SellerUpdate};
 use crate::domain::{Country, SellerId, SellerStatus, Violation};
 use crate::error::{Error, Result};
@@ -117,13 +118,14 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<pb::CreateSellerRequest>,
     ) -> Result<Response<pb::CreateSellerResponse>, Status> {
-        let actor = actor(&request);
+        let actor = authorize(&request, &[Role::Legal])?.subject.clone();
         let req = request.into_inner();
         let request_id = convert::request_id(&req.request_id).map_err(Error::from)?;
         let seller = req.seller.ok_or_else(|| Error::invalid("seller", "must be set"))?;
         let fields = convert::seller_fields(&seller, "seller").map_err(Error::Invalid)?;
         let span = tracing::info_span!("create_seller", %actor, seller = %fields.seller_id);
-        let (seller, revision) = self.shared.store.create_seller(&actor, request_id.as_deref(), fields).instrument(span).await?;
+        let (seller, revision) =
+            self.shared.store.create_seller(&actor, request_id.as_deref(), fields).instrument(span).await?;
         Ok(Response::new(pb::CreateSellerResponse { seller: Some(convert::pb_seller(&seller)), revision }))
     }
 
@@ -131,20 +133,15 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<pb::UpdateSellerRequest>,
     ) -> Result<Response<pb::UpdateSellerResponse>, Status> {
-        let actor = actor(&request);
+        let actor = authorize(&request, &[Role::Legal])?.subject.clone();
         let req = request.into_inner();
         let request_id = convert::request_id(&req.request_id).map_err(Error::from)?;
         let seller = req.seller.ok_or_else(|| Error::invalid("seller", "must be set"))?;
         let mask = seller_mask(req.update_mask.as_ref())?;
         // Validate only the fields the mask names; the rest of `seller` may be empty.
         let id = SellerId::parse_field(&seller.seller_id, "seller.seller_id").map_err(Error::from)?;
-        let current = self
-            .shared
-            .store
-            .get_seller(&id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("seller {id}")))?
-            .0;
+        let current =
+            self.shared.store.get_seller(&id).await?.ok_or_else(|| Error::NotFound(format!("seller {id}")))?.0;
         let mut probe = convert::pb_seller(&current);
         let pick = |on: bool, new: &str, old: &mut String| {
             if on {
@@ -168,11 +165,16 @@ impl RegistryService for RegistryApi {
         let etag = (!seller.etag.is_empty()).then(|| seller.etag.clone());
         let span = tracing::info_span!("update_seller", %actor, seller = %id);
         let update = SellerUpdate { fields, mask, etag };
-        let (seller, revision) = self.shared.store.update_seller(&actor, request_id.as_deref(), update).instrument(span).await?;
+        let (seller, revision) =
+            self.shared.store.update_seller(&actor, request_id.as_deref(), update).instrument(span).await?;
         Ok(Response::new(pb::UpdateSellerResponse { seller: Some(convert::pb_seller(&seller)), revision }))
     }
 
-    async fn get_seller(&self, request: Request<pb::GetSellerRequest>) -> Result<Response<pb::GetSellerResponse>, Status> {
+    async fn get_seller(
+        &self,
+        request: Request<pb::GetSellerRequest>,
+    ) -> Result<Response<pb::GetSellerResponse>, Status> {
+        authorize(&request, &[Role::Legal, Role::Auditor])?;
         let id = SellerId::parse_field(&request.get_ref().seller_id, "seller_id").map_err(Error::from)?;
         let (seller, atts, revision) =
             self.shared.store.get_seller(&id).await?.ok_or_else(|| Error::NotFound(format!("seller {id}")))?;
@@ -187,6 +189,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<pb::ListSellersRequest>,
     ) -> Result<Response<pb::ListSellersResponse>, Status> {
+        authorize(&request, &[Role::Legal, Role::Auditor])?;
         let req = request.into_inner();
         let country = if req.country.is_empty() {
             None
@@ -201,8 +204,7 @@ impl RegistryService for RegistryApi {
         let size = if req.page_size == 0 { DEFAULT_PAGE_SIZE } else { req.page_size };
         let after = decode_token(&req.page_token, &req)?;
         // One more than a page tells whether another page follows.
-        let mut sellers =
-            self.shared.store.list_sellers(country, status, after.as_ref(), size as u64 + 1).await?;
+        let mut sellers = self.shared.store.list_sellers(country, status, after.as_ref(), size as u64 + 1).await?;
         let next_page_token = if sellers.len() > size as usize {
             sellers.truncate(size as usize);
             sellers.last().map(|s| encode_token(&s.seller_id, &req)).unwrap_or_default()
@@ -219,13 +221,14 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<pb::SubmitAttestationRequest>,
     ) -> Result<Response<pb::SubmitAttestationResponse>, Status> {
-        let actor = actor(&request);
+        let actor = authorize(&request, &[Role::Legal])?.subject.clone();
         let req = request.into_inner();
         let request_id = convert::request_id(&req.request_id).map_err(Error::from)?;
         let att = req.attestation.ok_or_else(|| Error::invalid("attestation", "must be set"))?;
         let fields = convert::attestation_fields(&att, "attestation").map_err(Error::Invalid)?;
         let span = tracing::info_span!("submit_attestation", %actor, seller = %fields.seller_id);
-        let (att, revision) = self.shared.store.submit_attestation(&actor, request_id.as_deref(), fields).instrument(span).await?;
+        let (att, revision) =
+            self.shared.store.submit_attestation(&actor, request_id.as_deref(), fields).instrument(span).await?;
         Ok(Response::new(pb::SubmitAttestationResponse { attestation: Some(convert::pb_attestation(&att)), revision }))
     }
 
@@ -233,7 +236,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<pb::RevokeAttestationRequest>,
     ) -> Result<Response<pb::RevokeAttestationResponse>, Status> {
-        let actor = actor(&request);
+        let actor = authorize(&request, &[Role::Legal])?.subject.clone();
         let req = request.into_inner();
         let mut v = crate::domain::Violations::new();
         let request_id = v.check(convert::request_id(&req.request_id));
@@ -243,7 +246,8 @@ impl RegistryService for RegistryApi {
             return Err(Error::Invalid(v.into_vec()).into());
         };
         let span = tracing::info_span!("revoke_attestation", %actor, attestation = %id);
-        let (att, revision) = self.shared.store.revoke_attestation(&actor, request_id.as_deref(), &id, &reason).instrument(span).await?;
+        let (att, revision) =
+            self.shared.store.revoke_attestation(&actor, request_id.as_deref(), &id, &reason).instrument(span).await?;
         Ok(Response::new(pb::RevokeAttestationResponse { attestation: Some(convert::pb_attestation(&att)), revision }))
     }
 
@@ -251,7 +255,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<Streaming<pb::ImportSellersRequest>>,
     ) -> Result<Response<pb::ImportSellersResponse>, Status> {
-        let actor = actor(&request);
+        let actor = authorize(&request, &[Role::Legal])?.subject.clone();
         let mut stream = request.into_inner();
         let mut total = ImportOutcome { revision: self.shared.registry.revision(), ..ImportOutcome::default() };
         let mut batch = Vec::with_capacity(IMPORT_BATCH);

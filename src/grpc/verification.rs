@@ -4,6 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use super::{Shared, client_deadline, convert};
+use crate::auth::{Role, authorize};
 use crate::domain::verify::VerifyRequest;
 use crate::error::Error;
 use crate::pb::v1 as pb;
@@ -50,6 +51,7 @@ impl VerificationService for VerificationApi {
         &self,
         request: Request<pb::VerifySellerRequest>,
     ) -> Result<Response<pb::VerifySellerResponse>, Status> {
+        authorize(&request, &[Role::Checkout])?;
         let req = convert::verify_request(request.get_ref(), "").map_err(Error::Invalid)?;
         self.catch_up(&request, req.min_revision).await?;
         Ok(Response::new(self.respond(&req)))
@@ -59,6 +61,7 @@ impl VerificationService for VerificationApi {
         &self,
         request: Request<pb::BatchVerifySellersRequest>,
     ) -> Result<Response<pb::BatchVerifySellersResponse>, Status> {
+        authorize(&request, &[Role::Checkout])?;
         let items = &request.get_ref().requests;
         if items.is_empty() || items.len() > MAX_BATCH {
             return Err(Error::invalid("requests", format!("must hold 1 to {MAX_BATCH} requests")).into());

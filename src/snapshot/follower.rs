@@ -26,7 +26,9 @@ pub fn spawn_follower(registry: Arc<Registry>, store: Store, poll: Duration) -> 
                 Ok(true) => {}
                 // More is waiting: go on without sleeping.
                 Ok(false) => continue,
-                Err(e) => tracing::warn!(error = %e, revision = registry.revision(), "snapshot could not follow the registry log"),
+                Err(e) => {
+                    tracing::warn!(error = %e, revision = registry.revision(), "snapshot could not follow the registry log")
+                }
             }
             tokio::select! {
                 () = committed.notified() => {}

@@ -5,9 +5,7 @@
 //! events, state and head are committed together or not at all.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set as Val, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set as Val, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::MutexGuard;
@@ -43,7 +41,7 @@ impl Store {
         // The first statement writes the head row: in PostgreSQL that takes the row lock, in SQLite
         // the database write lock, before anything is read, so no writer works from a stale head.
         head::Entity::update_many()
-            .col_expr(head::Column::Revision, Expr::col(head::Column::Revision).into())
+            .col_expr(head::Column::Revision, Expr::col(head::Column::Revision))
             .filter(head::Column::Id.eq(1))
             .exec(&tx)
             .await?;
@@ -112,7 +110,11 @@ impl<'s> WriteTx<'s> {
     }
 
     /// The stored result of an earlier write with `request_id`, if there was one.
-    pub async fn replayed<T: DeserializeOwned>(&self, request_id: Option<&str>, kind: &str) -> Result<Option<(T, i64)>> {
+    pub async fn replayed<T: DeserializeOwned>(
+        &self,
+        request_id: Option<&str>,
+        kind: &str,
+    ) -> Result<Option<(T, i64)>> {
         let Some(id) = request_id else { return Ok(None) };
         let Some(prior) = applied_request::Entity::find_by_id(id.to_owned()).one(&self.tx).await? else {
             return Ok(None);

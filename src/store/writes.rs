@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::entities::{attestation, seller};
 use super::log::WriteTx;
 use super::{Store, rows};
-use crate::domain::registry::{
-    Attestation, AttestationFields, RegistryChange, Seller, SellerFields, SellerUpdate,
-};
+use crate::domain::registry::{Attestation, AttestationFields, RegistryChange, Seller, SellerFields, SellerUpdate};
 use crate::domain::{AttestationState, SellerId, Violation};
 use crate::error::{Error, Result};
 
@@ -57,7 +55,12 @@ fn new_seller(fields: SellerFields, w: &WriteTx<'_>) -> Seller {
 }
 
 fn changed_seller(current: &Seller, fields: SellerFields, w: &WriteTx<'_>) -> Seller {
-    Seller { revision: w.next_revision(), create_time: current.create_time, update_time: w.time(), ..new_seller(fields, w) }
+    Seller {
+        revision: w.next_revision(),
+        create_time: current.create_time,
+        update_time: w.time(),
+        ..new_seller(fields, w)
+    }
 }
 
 fn new_attestation(fields: AttestationFields, w: &WriteTx<'_>) -> Attestation {
@@ -95,7 +98,12 @@ async fn find_attestation_by_document(w: &WriteTx<'_>, f: &AttestationFields) ->
 
 impl Store {
     /// Registers a new seller.
-    pub async fn create_seller(&self, actor: &str, request_id: Option<&str>, fields: SellerFields) -> Result<(Seller, i64)> {
+    pub async fn create_seller(
+        &self,
+        actor: &str,
+        request_id: Option<&str>,
+        fields: SellerFields,
+    ) -> Result<(Seller, i64)> {
         const KIND: &str = "CreateSeller";
         let mut w = self.begin_write(actor).await?;
         if let Some(prior) = w.replayed(request_id, KIND).await? {
@@ -112,7 +120,12 @@ impl Store {
     }
 
     /// Changes the masked fields of a seller, if the caller's etag (when given) is current.
-    pub async fn update_seller(&self, actor: &str, request_id: Option<&str>, update: SellerUpdate) -> Result<(Seller, i64)> {
+    pub async fn update_seller(
+        &self,
+        actor: &str,
+        request_id: Option<&str>,
+        update: SellerUpdate,
+    ) -> Result<(Seller, i64)> {
         const KIND: &str = "UpdateSeller";
         let mut w = self.begin_write(actor).await?;
         if let Some(prior) = w.replayed(request_id, KIND).await? {
@@ -219,7 +232,8 @@ impl Store {
             match item {
                 ImportItem::Seller(fields) => match find_seller(&w, &fields.seller_id).await? {
                     None if batch_sellers.contains(&fields.seller_id) => {
-                        out.errors.push(row_error(index, Violation::new("seller.seller_id", "appears twice in one batch")));
+                        out.errors
+                            .push(row_error(index, Violation::new("seller.seller_id", "appears twice in one batch")));
                     }
                     None => {
                         let seller = new_seller(fields, &w);
@@ -240,10 +254,15 @@ impl Store {
                     let key = (fields.seller_id.clone(), fields.document_sha256.clone());
                     if batch_documents.contains(&key) || find_attestation_by_document(&w, &fields).await?.is_some() {
                         out.attestations_unchanged += 1;
-                    } else if !batch_sellers.contains(&fields.seller_id) && find_seller(&w, &fields.seller_id).await?.is_none() {
+                    } else if !batch_sellers.contains(&fields.seller_id)
+                        && find_seller(&w, &fields.seller_id).await?.is_none()
+                    {
                         out.errors.push(row_error(
                             index,
-                            Violation::new("attestation.seller_id", format!("seller {} is not registered", fields.seller_id)),
+                            Violation::new(
+                                "attestation.seller_id",
+                                format!("seller {} is not registered", fields.seller_id),
+                            ),
                         ));
                     } else {
                         let att = new_attestation(fields, &w);

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use safeguard::auth::Role;
+use safeguard::auth::keys::mint_hs256;
 use safeguard::config::Settings;
 use safeguard::pb::v1 as pb;
 use safeguard::pb::v1::registry_service_client::RegistryServiceClient;
@@ -11,7 +13,40 @@ use safeguard::pb::v1::verification_service_client::VerificationServiceClient;
 use safeguard::startup::App;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The HS256 secret test servers are configured with.
+pub const TEST_SECRET: &str = "test-secret-for-safeguard-integration-tests-only";
+
+/// A token signed with [`TEST_SECRET`], valid for an hour.
+pub fn token(sub: &str, roles: &[Role]) -> String {
+    mint_hs256(TEST_SECRET.as_bytes(), sub, roles, 3600, None, None).unwrap()
+}
+
+/// Adds `authorization: Bearer <token>` to every call (or nothing, for `None`).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// A bearer of `token`.
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|t| format!("Bearer {t}").parse().unwrap()))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel that authenticates every call.
+pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +127,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.database.max_connections = 5;
     s.snapshot.poll_interval_ms = 50;
     s.server.max_min_revision_wait_ms = 3_000;
+    s.auth.hs256_secret = Some(safeguard::config::Secret::new(TEST_SECRET));
     s
 }
 
@@ -99,8 +135,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDb,
-    pub verification: VerificationServiceClient<Channel>,
-    pub registry: RegistryServiceClient<Channel>,
+    /// Clients authenticated as `test-admin` with the admin role.
+    pub verification: VerificationServiceClient<Authed>,
+    pub registry: RegistryServiceClient<Authed>,
     pub channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -122,16 +159,34 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
-        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_timeout(Duration::from_secs(5)).connect().await.unwrap();
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        let admin = Bearer::new(Some(&token("test-admin", &[Role::Admin])));
         Self {
             addr,
             db,
-            verification: VerificationServiceClient::new(channel.clone()),
-            registry: RegistryServiceClient::new(channel.clone()),
+            verification: VerificationServiceClient::with_interceptor(channel.clone(), admin.clone()),
+            registry: RegistryServiceClient::with_interceptor(channel.clone(), admin),
             channel,
             shutdown: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// Clients that present `token` (or no token).
+    pub fn clients_as(
+        &self,
+        token: Option<&str>,
+    ) -> (VerificationServiceClient<Authed>, RegistryServiceClient<Authed>) {
+        let bearer = Bearer::new(token);
+        (
+            VerificationServiceClient::with_interceptor(self.channel.clone(), bearer.clone()),
+            RegistryServiceClient::with_interceptor(self.channel.clone(), bearer),
+        )
     }
 
     /// Stops the server (finishing in-flight requests) and drops the database.
@@ -230,10 +285,18 @@ pub fn attestation(seller_id: &str, doc: u8) -> pb::Attestation {
         document_sha256: format!("{doc:02x}").repeat(32),
         clauses,
         purposes: vec![pb::Purpose::OrderFulfillment as i32, pb::Purpose::CustomsClearance as i32],
-        categories: [RecipientName, PhoneNumber, ShippingAddress, OrderContents, PlatformBuyerId, CustomsCode, DateOfBirth]
-            .iter()
-            .map(|c| *c as i32)
-            .collect(),
+        categories: [
+            RecipientName,
+            PhoneNumber,
+            ShippingAddress,
+            OrderContents,
+            PlatformBuyerId,
+            CustomsCode,
+            DateOfBirth,
+        ]
+        .iter()
+        .map(|c| *c as i32)
+        .collect(),
         signed_time: days_from_now(-10),
         effective_time: days_from_now(-1),
         expire_time: days_from_now(365),

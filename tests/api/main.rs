@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+// Shared helpers: not every helper is used by every module.
+#[allow(dead_code)]
 mod harness;
 
 mod registry;

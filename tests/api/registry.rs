@@ -30,7 +30,7 @@ both!(created_seller_reads_back_with_its_attestations, |mut app: TestApp| async 
     let (att, _) = app.attest(attestation("acme", 7)).await;
     assert!(!att.attestation_id.is_empty());
     assert_eq!(att.state(), pb::AttestationState::Active);
-    assert_eq!(att.submitted_by, "anonymous");
+    assert_eq!(att.submitted_by, "test-admin");
     let got = app.registry.get_seller(pb::GetSellerRequest { seller_id: "acme".into() }).await.unwrap().into_inner();
     assert_eq!(got.seller.unwrap().legal_name, "acme Trading Co., Ltd.");
     assert_eq!(got.attestations.len(), 1);
@@ -44,9 +44,23 @@ both!(created_seller_reads_back_with_its_attestations, |mut app: TestApp| async 
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
-    let err = app.registry.submit_attestation(pb::SubmitAttestationRequest { attestation: Some(attestation("acme", 7)), request_id: String::new() }).await.unwrap_err();
+    let err = app
+        .registry
+        .submit_attestation(pb::SubmitAttestationRequest {
+            attestation: Some(attestation("acme", 7)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
-    let err = app.registry.submit_attestation(pb::SubmitAttestationRequest { attestation: Some(attestation("ghost", 8)), request_id: String::new() }).await.unwrap_err();
+    let err = app
+        .registry
+        .submit_attestation(pb::SubmitAttestationRequest {
+            attestation: Some(attestation("ghost", 8)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     app
 });
@@ -79,21 +93,28 @@ both!(list_sellers_filters_and_pages_in_stable_order, |mut app: TestApp| async m
     // A token is bound to its filters.
     let first = app
         .registry
-        .list_sellers(pb::ListSellersRequest { country: "CN".into(), status: 0, page_size: 1, page_token: String::new() })
+        .list_sellers(pb::ListSellersRequest {
+            country: "CN".into(),
+            status: 0,
+            page_size: 1,
+            page_token: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
     let err = app
         .registry
-        .list_sellers(pb::ListSellersRequest { country: "US".into(), status: 0, page_size: 1, page_token: first.next_page_token })
+        .list_sellers(pb::ListSellersRequest {
+            country: "US".into(),
+            status: 0,
+            page_size: 1,
+            page_token: first.next_page_token,
+        })
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), vec!["page_token"]);
-    let err = app
-        .registry
-        .list_sellers(pb::ListSellersRequest { page_size: 5000, ..Default::default() })
-        .await
-        .unwrap_err();
+    let err =
+        app.registry.list_sellers(pb::ListSellersRequest { page_size: 5000, ..Default::default() }).await.unwrap_err();
     assert_eq!(violated_fields(&err), vec!["page_size"]);
     app
 });
@@ -109,7 +130,12 @@ both!(stale_etag_is_aborted_and_writes_nothing, |mut app: TestApp| async move {
         .unwrap();
     let mask = |p: &str| Some(prost_types::FieldMask { paths: vec![p.to_owned()] });
     let update = |name: &str, etag: &str| pb::UpdateSellerRequest {
-        seller: Some(pb::Seller { seller_id: "acme".into(), legal_name: name.into(), etag: etag.into(), ..Default::default() }),
+        seller: Some(pb::Seller {
+            seller_id: "acme".into(),
+            legal_name: name.into(),
+            etag: etag.into(),
+            ..Default::default()
+        }),
         update_mask: mask("legal_name"),
         request_id: String::new(),
     };
@@ -128,7 +154,11 @@ both!(stale_etag_is_aborted_and_writes_nothing, |mut app: TestApp| async move {
     assert_eq!(violated_fields(&app.registry.update_seller(bad).await.unwrap_err()), vec!["update_mask.paths[0]"]);
     // A status change reaches VerifySeller.
     let suspend = pb::UpdateSellerRequest {
-        seller: Some(pb::Seller { seller_id: "acme".into(), status: pb::SellerStatus::Suspended as i32, ..Default::default() }),
+        seller: Some(pb::Seller {
+            seller_id: "acme".into(),
+            status: pb::SellerStatus::Suspended as i32,
+            ..Default::default()
+        }),
         update_mask: mask("status"),
         request_id: String::new(),
     };
@@ -166,10 +196,17 @@ both!(invalid_input_is_rejected_with_fields_and_writes_nothing, |mut app: TestAp
     s.role = 0;
     s.contact_email = "not-an-email".into();
     s.legal_name = "x".repeat(513);
-    let err = app.registry.create_seller(pb::CreateSellerRequest { seller: Some(s), request_id: String::new() }).await.unwrap_err();
+    let err = app
+        .registry
+        .create_seller(pb::CreateSellerRequest { seller: Some(s), request_id: String::new() })
+        .await
+        .unwrap_err();
     let mut fields = violated_fields(&err);
     fields.sort();
-    assert_eq!(fields, vec!["seller.contact_email", "seller.country", "seller.legal_name", "seller.role", "seller.seller_id"]);
+    assert_eq!(
+        fields,
+        vec!["seller.contact_email", "seller.country", "seller.legal_name", "seller.role", "seller.seller_id"]
+    );
 
     app.create_seller(seller("acme")).await;
     let mut a = attestation("acme", 1);
@@ -178,7 +215,11 @@ both!(invalid_input_is_rejected_with_fields_and_writes_nothing, |mut app: TestAp
     a.purposes.push(77);
     a.expire_time = days_from_now(-30);
     a.categories.clear();
-    let err = app.registry.submit_attestation(pb::SubmitAttestationRequest { attestation: Some(a), request_id: String::new() }).await.unwrap_err();
+    let err = app
+        .registry
+        .submit_attestation(pb::SubmitAttestationRequest { attestation: Some(a), request_id: String::new() })
+        .await
+        .unwrap_err();
     let mut fields = violated_fields(&err);
     fields.sort();
     assert_eq!(
@@ -232,7 +273,11 @@ both!(every_write_appends_one_hash_linked_event, |mut app: TestApp| async move {
     app.create_seller(seller("acme")).await;
     let (att, _) = app.attest(attestation("acme", 1)).await;
     app.registry
-        .revoke_attestation(pb::RevokeAttestationRequest { attestation_id: att.attestation_id, reason: "ended".into(), request_id: String::new() })
+        .revoke_attestation(pb::RevokeAttestationRequest {
+            attestation_id: att.attestation_id,
+            reason: "ended".into(),
+            request_id: String::new(),
+        })
         .await
         .unwrap();
     let store = store_of(&app).await;
@@ -243,7 +288,7 @@ both!(every_write_appends_one_hash_linked_event, |mut app: TestApp| async move {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.revision, i as i64 + 1);
         assert_eq!(e.prev_hash, prev);
-        assert_eq!(e.actor, "anonymous");
+        assert_eq!(e.actor, "test-admin");
         let fields = EventFields {
             revision: e.revision,
             time_micros: e.time.as_micros(),

@@ -63,7 +63,10 @@ async fn concurrent_writers_on_two_servers_get_distinct_consecutive_revisions() 
             let mut client = if i % 2 == 0 { a.registry.clone() } else { b.registry.clone() };
             tasks.push(tokio::spawn(async move {
                 client
-                    .create_seller(pb::CreateSellerRequest { seller: Some(seller(&format!("c{i}"))), request_id: String::new() })
+                    .create_seller(pb::CreateSellerRequest {
+                        seller: Some(seller(&format!("c{i}"))),
+                        request_id: String::new(),
+                    })
                     .await
                     .unwrap()
                     .into_inner()

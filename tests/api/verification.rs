@@ -10,7 +10,9 @@ use crate::harness::*;
 both!(registered_and_attested_seller_is_allowed, |mut app: TestApp| async move {
     app.create_seller(seller("acme")).await;
     let (att, rev) = app.attest(attestation("acme", 1)).await;
-    let r = app.verify_at(verify("acme", P::OrderFulfillment, &[C::RecipientName, C::PhoneNumber, C::ShippingAddress]), rev).await;
+    let r = app
+        .verify_at(verify("acme", P::OrderFulfillment, &[C::RecipientName, C::PhoneNumber, C::ShippingAddress]), rev)
+        .await;
     assert_eq!(r.decision(), pb::Decision::Allow, "{r:?}");
     assert_eq!(r.allowed_categories.len(), 3);
     assert!(r.denied_categories.is_empty());
@@ -120,7 +122,8 @@ both!(unknown_and_suspended_sellers_are_denied, |mut app: TestApp| async move {
 both!(prohibited_category_is_denied_and_the_rest_allowed, |mut app: TestApp| async move {
     app.create_seller(seller("acme")).await;
     let (_, rev) = app.attest(attestation("acme", 1)).await;
-    let r = app.verify_at(verify("acme", P::OrderFulfillment, &[C::PaymentData, C::RecipientName, C::Email]), rev).await;
+    let r =
+        app.verify_at(verify("acme", P::OrderFulfillment, &[C::PaymentData, C::RecipientName, C::Email]), rev).await;
     assert_eq!(r.decision(), pb::Decision::AllowPartial);
     assert_eq!(r.allowed_categories, vec![C::RecipientName as i32]);
     let denied: Vec<_> = r.denied_categories.iter().map(|d| (d.category(), codes(&d.reasons))).collect();
@@ -178,7 +181,8 @@ both!(batch_answers_in_request_order_each_on_its_own, |mut app: TestApp| async m
         verify("acme", P::OrderFulfillment, &[C::RecipientName]),
         verify("acme", P::Marketing, &[C::RecipientName]),
     ];
-    let r = app.verification.batch_verify_sellers(pb::BatchVerifySellersRequest { requests }).await.unwrap().into_inner();
+    let r =
+        app.verification.batch_verify_sellers(pb::BatchVerifySellersRequest { requests }).await.unwrap().into_inner();
     let got: Vec<_> = r.responses.iter().map(|x| (x.seller_id.clone(), x.decision())).collect();
     assert_eq!(
         got,
@@ -206,9 +210,15 @@ both!(malformed_verify_requests_are_invalid_argument, |mut app: TestApp| async m
         (pb::VerifySellerRequest { categories: vec![0], ..verify("acme", P::OrderFulfillment, &[]) }, "categories[0]"),
         (pb::VerifySellerRequest { categories: vec![99], ..verify("acme", P::OrderFulfillment, &[]) }, "categories[0]"),
         (verify("acme", P::OrderFulfillment, &[C::RecipientName, C::RecipientName]), "categories[1]"),
-        (pb::VerifySellerRequest { purpose: 42, ..verify("acme", P::OrderFulfillment, &[C::RecipientName]) }, "purpose"),
+        (
+            pb::VerifySellerRequest { purpose: 42, ..verify("acme", P::OrderFulfillment, &[C::RecipientName]) },
+            "purpose",
+        ),
         (pb::VerifySellerRequest { basis: 42, ..verify("acme", P::OrderFulfillment, &[C::RecipientName]) }, "basis"),
-        (pb::VerifySellerRequest { min_revision: -1, ..verify("acme", P::OrderFulfillment, &[C::RecipientName]) }, "min_revision"),
+        (
+            pb::VerifySellerRequest { min_revision: -1, ..verify("acme", P::OrderFulfillment, &[C::RecipientName]) },
+            "min_revision",
+        ),
     ];
     for (req, field) in cases {
         let err = app.verification.verify_seller(req.clone()).await.unwrap_err();

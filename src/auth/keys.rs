@@ -1,0 +1,201 @@
+//! Token verification keys, parsed once at start-up. Each key is pinned to one algorithm: a token is
+//! checked only against keys of the algorithm its header names, and only algorithms with a configured
+//! key are accepted — so `none`, and an HS256 token "signed" with an RSA public key, never verify.
+
+use std::path::{Path, PathBuf};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::{Principal, Role};
+use crate::config::AuthSettings;
+
+/// Why keys could not be loaded (start-up stops).
+#[derive(Debug, thiserror::Error)]
+#[error("auth: {0}")]
+pub struct KeyError(pub String);
+
+/// Why a token was refused. Logged, never told to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("token algorithm {0:?} has no configured key")]
+    Algorithm(String),
+    #[error("token rejected: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("token has no roles claim with a known role")]
+    NoRoles,
+}
+
+/// The claims safeguard reads.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+struct Key {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// Every configured verification key and the validation rules.
+pub struct Verifier {
+    keys: Vec<Key>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: u64,
+}
+
+/// A verified token: who, and until when.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    pub exp: u64,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|e| KeyError(format!("cannot read {}: {e}", path.display())))
+}
+
+fn pem_key(path: &Path, alg: Algorithm) -> Result<Key, KeyError> {
+    let pem = read(path)?;
+    let key = match alg {
+        Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+        Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
+        _ => DecodingKey::from_ed_pem(&pem),
+    }
+    .map_err(|e| KeyError(format!("{} is not a {alg:?} public key in PEM: {e}", path.display())))?;
+    Ok(Key { kid: None, alg, key })
+}
+
+impl Verifier {
+    /// Loads the configured keys; `hs256_secret` is the resolved shared secret, if any.
+    pub fn new(settings: &AuthSettings, hs256_secret: Option<&[u8]>) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        if let Some(secret) = hs256_secret {
+            if secret.len() < 32 {
+                return Err(KeyError("the HS256 secret must be at least 32 bytes".into()));
+            }
+            let key = DecodingKey::from_secret(secret).map_err(|e| KeyError(e.to_string()))?;
+            keys.push(Key { kid: None, alg: Algorithm::HS256, key });
+        }
+        let pems: [(&Option<PathBuf>, Algorithm); 3] = [
+            (&settings.rs256_public_key_file, Algorithm::RS256),
+            (&settings.es256_public_key_file, Algorithm::ES256),
+            (&settings.eddsa_public_key_file, Algorithm::EdDSA),
+        ];
+        for (path, alg) in pems {
+            if let Some(path) = path {
+                keys.push(pem_key(path, alg)?);
+            }
+        }
+        if let Some(path) = &settings.jwks_file {
+            let set: JwkSet = serde_json::from_slice(&read(path)?)
+                .map_err(|e| KeyError(format!("{} is not a JWKS document: {e}", path.display())))?;
+            for jwk in &set.keys {
+                let alg = jwk
+                    .common
+                    .key_algorithm
+                    .and_then(|a| a.to_string().parse::<Algorithm>().ok())
+                    .filter(|a| matches!(a, Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA))
+                    .ok_or_else(|| {
+                        KeyError(format!("every key in {} needs an alg of RS256, ES256 or EdDSA", path.display()))
+                    })?;
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyError(format!("{}: {e}", path.display())))?;
+                keys.push(Key { kid: jwk.common.key_id.clone(), alg, key });
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeyError("no verification key is configured".into()));
+        }
+        Ok(Self {
+            keys,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway: settings.leeway_seconds,
+        })
+    }
+
+    /// Verifies a compact JWS: signature, algorithm pinning, `exp` (required), `nbf`, `iss`, `aud`.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let header = jsonwebtoken::decode_header(token)?;
+        let candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.alg == header.alg && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid));
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(iss) = &self.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let mut last = TokenError::Algorithm(format!("{:?}", header.alg));
+        for k in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &k.key, &validation) {
+                Ok(data) => {
+                    let roles: Vec<Role> = data.claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
+                    if roles.is_empty() {
+                        return Err(TokenError::NoRoles);
+                    }
+                    return Ok(Verified {
+                        principal: Principal { subject: data.claims.sub, roles },
+                        exp: data.claims.exp,
+                    });
+                }
+                Err(e) => last = TokenError::Invalid(e),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Signs an HS256 token (`safeguard token`, tests, the load generator).
+pub fn mint_hs256(
+    secret: &[u8],
+    sub: &str,
+    roles: &[Role],
+    ttl_seconds: u64,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<String, KeyError> {
+    let key = EncodingKey::from_secret(secret).map_err(|e| KeyError(e.to_string()))?;
+    mint(&Header::new(Algorithm::HS256), &key, sub, roles, ttl_seconds, issuer, audience)
+}
+
+/// Signs a token with any key.
+pub fn mint(
+    header: &Header,
+    key: &EncodingKey,
+    sub: &str,
+    roles: &[Role],
+    ttl_seconds: u64,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<String, KeyError> {
+    let claims = Claims {
+        sub: sub.to_owned(),
+        exp: jsonwebtoken::get_current_timestamp() + ttl_seconds,
+        nbf: None,
+        roles: roles.iter().map(|r| r.name().to_owned()).collect(),
+        iss: issuer.map(str::to_owned),
+        aud: audience.map(str::to_owned),
+    };
+    jsonwebtoken::encode(header, &claims, key).map_err(|e| KeyError(e.to_string()))
+}
