@@ -19,6 +19,39 @@ pub struct Settings {
     pub snapshot: SnapshotSettings,
     pub policy: PolicySettings,
     pub auth: AuthSettings,
+    pub metrics: MetricsSettings,
+    pub log: LogSettings,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` (Prometheus text format) here.
+    pub enabled: bool,
+    pub listen_addr: SocketAddr,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true, listen_addr: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: crate::telemetry::LogFormat,
+    /// A tracing filter (`info`, `safeguard=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: crate::telemetry::LogFormat::Text, level: "info".to_owned() }
+    }
 }
 
 /// The gRPC listener and its limits.
@@ -225,6 +258,19 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The settings safe to print: secrets are redacted by their type, and a password inside the
+    /// database URL is replaced.
+    pub fn redacted(&self) -> Self {
+        let mut s = self.clone();
+        if let Some((scheme, rest)) = s.database.url.split_once("://")
+            && let Some((userinfo, host)) = rest.split_once('@')
+            && let Some((user, _password)) = userinfo.split_once(':')
+        {
+            s.database.url = format!("{scheme}://{user}:[redacted]@{host}");
+        }
+        s
+    }
+
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
@@ -252,6 +298,9 @@ impl Settings {
         }
         if tls.client_ca_file.is_some() && tls.cert_file.is_none() {
             return Err(ConfigError("server.tls.client_ca_file needs server.tls.cert_file and key_file".into()));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError(format!("log.level {:?} is not a valid filter", self.log.level)));
         }
         if self.snapshot.max_staleness_ms <= self.snapshot.poll_interval_ms {
             return Err(ConfigError("snapshot.max_staleness_ms must exceed snapshot.poll_interval_ms".into()));

@@ -12,11 +12,14 @@
 //! - [`config`], [`error`], [`pb`]: settings, the one error type, the generated code.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod pb;
 pub mod snapshot;
 pub mod startup;
 pub mod store;
+pub mod telemetry;

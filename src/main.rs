@@ -34,6 +34,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print the effective configuration (defaults < file < environment < flags), secrets redacted.
+    Config,
     /// Print a token signed with the configured HS256 secret.
     Token {
         /// checkout, legal, auditor or admin; repeat for several.
@@ -46,6 +48,12 @@ enum Command {
         #[arg(long, default_value = "1h", value_name = "DURATION")]
         ttl: String,
     },
+    /// Load sellers and attestations from a CSV or JSON Lines file (docs/import-format.md).
+    Import(safeguard::cli::ImportArgs),
+    /// Write the registry's sellers and active attestations in an import format.
+    Export(safeguard::cli::ExportArgs),
+    /// Write synthetic sellers and attestations for demos and benchmarks.
+    Generate(safeguard::cli::GenerateArgs),
 }
 
 fn parse_ttl(raw: &str) -> anyhow::Result<u64> {
@@ -103,19 +111,17 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let settings = settings(&cli)?;
+    safeguard::telemetry::init_tracing(settings.log.format, &settings.log.level);
     match cli.command {
         Command::Serve { .. } => {
             let app = App::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Config => {
+            print!("{}", toml::to_string(&settings.redacted())?);
+            Ok(())
         }
         Command::Migrate => {
             let store = connect_store(&settings).await?;
@@ -140,5 +146,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Import(args) => safeguard::cli::run_import(&settings, args).await,
+        Command::Export(args) => safeguard::cli::run_export(&settings, args).await,
+        Command::Generate(args) => safeguard::cli::run_generate(args).await,
     }
 }

@@ -30,6 +30,7 @@ pub struct App {
     shared: Shared,
     follower: JoinHandle<()>,
     auth: AuthLayer,
+    metrics_listener: Option<TcpListener>,
 }
 
 /// Builds the authentication layer from the settings (keys are parsed here, once).
@@ -83,12 +84,27 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen_addr))?;
         let shared = Shared { store, registry, max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms) };
-        Ok(Self { settings, listener, shared, follower, auth })
+        let metrics_listener = if settings.metrics.enabled {
+            crate::telemetry::metrics_handle();
+            Some(
+                TcpListener::bind(settings.metrics.listen_addr)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {}", settings.metrics.listen_addr))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { settings, listener, shared, follower, auth, metrics_listener })
     }
 
     /// Where the server listens (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.settings.server.listen_addr)
+    }
+
+    /// Where metrics are served, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The in-memory registry.
@@ -98,12 +114,25 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { settings, listener, shared, follower, auth } = self;
+        let App { settings, listener, shared, follower, auth, metrics_listener } = self;
         let max_msg = settings.server.max_message_bytes;
 
+        // The snapshot is loaded (build did it), so verification can serve from the first request.
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<VerificationServiceServer<VerificationApi>>().await;
-        health.set_serving::<RegistryServiceServer<RegistryApi>>().await;
+        crate::health::set_all(&health, true, true).await;
+        let monitor = tokio::spawn(crate::health::monitor(
+            health.clone(),
+            shared.store.clone(),
+            shared.registry.clone(),
+            ms(settings.snapshot.max_staleness_ms),
+        ));
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = match metrics_listener {
+            Some(listener) => Some(tokio::spawn(crate::telemetry::serve_metrics(listener, async {
+                let _ = metrics_stopped.await;
+            }))),
+            None => None,
+        };
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -127,6 +156,7 @@ impl App {
             .max_concurrent_streams(settings.server.max_concurrent_streams)
             .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
             .load_shed(settings.server.load_shed)
+            .layer(crate::telemetry::MetricsLayer)
             .layer(auth)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -136,11 +166,16 @@ impl App {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");
-                health.set_not_serving::<VerificationServiceServer<VerificationApi>>().await;
-                health.set_not_serving::<RegistryServiceServer<RegistryApi>>().await;
+                // Stop the monitor first, so it cannot report SERVING again.
+                monitor.abort();
+                crate::health::set_all(&health, false, false).await;
             })
             .await;
         follower.abort();
+        let _ = metrics_stop.send(());
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         result.context("gRPC server failed")
     }
 }

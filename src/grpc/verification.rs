@@ -41,6 +41,7 @@ impl VerificationApi {
     fn respond(&self, req: &VerifyRequest) -> pb::VerifySellerResponse {
         let registry = &self.shared.registry;
         let decided = registry.verify(req);
+        record_metrics(&decided.verdict);
         convert::pb_decision(req, &decided, &registry.policy().version, uuid::Uuid::now_v7().to_string())
     }
 }
@@ -81,5 +82,16 @@ impl VerificationService for VerificationApi {
         self.catch_up(&request, min_revision).await?;
         let responses = reqs.iter().map(|r| self.respond(r)).collect();
         Ok(Response::new(pb::BatchVerifySellersResponse { responses }))
+    }
+}
+
+/// Decisions by outcome, and reasons by code (each code once per decision).
+fn record_metrics(verdict: &crate::domain::verify::Verdict) {
+    use crate::domain::{ReasonCode, Set, Vocab};
+    metrics::counter!("safeguard_decisions_total", "decision" => verdict.decision.name()).increment(1);
+    let codes: Set<ReasonCode> =
+        verdict.reasons.iter().chain(verdict.denied.iter().flat_map(|(_, reasons)| reasons)).map(|r| r.code).collect();
+    for code in codes.iter() {
+        metrics::counter!("safeguard_decision_reasons_total", "reason" => code.name()).increment(1);
     }
 }

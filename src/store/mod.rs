@@ -119,6 +119,20 @@ impl Store {
         Ok(())
     }
 
+    /// Connections in the pool: (open, idle).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
+    }
+
     /// The head of the chain: the latest revision and its hash.
     pub async fn head(&self) -> Result<(i64, String)> {
         let h = head::Entity::find_by_id(1)

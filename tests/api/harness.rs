@@ -128,12 +128,15 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.snapshot.poll_interval_ms = 50;
     s.server.max_min_revision_wait_ms = 3_000;
     s.auth.hs256_secret = Some(safeguard::config::Secret::new(TEST_SECRET));
+    s.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     s
 }
 
 /// A running server and clients connected to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: Option<SocketAddr>,
     pub db: TestDb,
     /// Clients authenticated as `test-admin` with the admin role.
     pub verification: VerificationServiceClient<Authed>,
@@ -155,6 +158,7 @@ impl TestApp {
     pub async fn spawn_with(db: TestDb, settings: Settings) -> Self {
         let app = App::build(settings).await.unwrap();
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -168,6 +172,7 @@ impl TestApp {
         let admin = Bearer::new(Some(&token("test-admin", &[Role::Admin])));
         Self {
             addr,
+            metrics_addr,
             db,
             verification: VerificationServiceClient::with_interceptor(channel.clone(), admin.clone()),
             registry: RegistryServiceClient::with_interceptor(channel.clone(), admin),

@@ -8,6 +8,11 @@
 #[allow(dead_code)]
 mod harness;
 
+mod auth;
+mod convert_props;
+mod hardening;
+mod operations;
 mod registry;
 mod replicas;
+mod tls;
 mod verification;

@@ -1,0 +1,78 @@
+//! Health and the registry gauges, refreshed every second.
+//!
+//! - VerificationService (and the overall status) is SERVING while the snapshot is within the
+//!   configured maximum staleness — even with the database down, because decisions come from memory;
+//!   past it every decision is DENY REGISTRY_STALE and a load balancer should prefer another replica.
+//! - RegistryService is SERVING only while the database answers: every registry call needs it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::domain::Timestamp;
+use crate::grpc::{RegistryApi, VerificationApi};
+use crate::pb::v1::registry_service_server::RegistryServiceServer;
+use crate::pb::v1::verification_service_server::VerificationServiceServer;
+use crate::snapshot::Registry;
+use crate::store::Store;
+
+/// How often health and gauges are refreshed.
+const INTERVAL: Duration = Duration::from_secs(1);
+/// Recounting contracts in force walks the whole snapshot: do it less often.
+const RECOUNT_EVERY: u32 = 15;
+
+fn status(ok: bool) -> ServingStatus {
+    if ok { ServingStatus::Serving } else { ServingStatus::NotServing }
+}
+
+/// The gRPC service names reported on.
+pub fn verification_name() -> &'static str {
+    <VerificationServiceServer<VerificationApi> as tonic::server::NamedService>::NAME
+}
+
+/// The gRPC service names reported on.
+pub fn registry_name() -> &'static str {
+    <RegistryServiceServer<RegistryApi> as tonic::server::NamedService>::NAME
+}
+
+/// Sets every status at once.
+pub async fn set_all(reporter: &HealthReporter, verification: bool, registry: bool) {
+    reporter.set_service_status("", status(verification)).await;
+    reporter.set_service_status(verification_name(), status(verification)).await;
+    reporter.set_service_status(registry_name(), status(registry)).await;
+}
+
+/// Refreshes health and gauges until aborted.
+pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Registry>, max_staleness: Duration) {
+    let mut tick = 0u32;
+    loop {
+        let head = tokio::time::timeout(INTERVAL, store.head()).await;
+        let db_ok = matches!(head, Ok(Ok(_)));
+        let fresh = registry.staleness(Timestamp::now()) <= max_staleness;
+        set_all(&reporter, fresh, db_ok).await;
+
+        let snapshot = registry.snapshot();
+        metrics::gauge!("safeguard_snapshot_revision").set(snapshot.revision as f64);
+        metrics::gauge!("safeguard_snapshot_staleness_seconds").set(registry.staleness(Timestamp::now()).as_secs_f64());
+        if let Ok(Ok((head, _))) = head {
+            metrics::gauge!("safeguard_snapshot_lag_revisions").set((head - snapshot.revision).max(0) as f64);
+        }
+        metrics::gauge!("safeguard_database_up").set(if db_ok { 1.0 } else { 0.0 });
+        let (size, idle) = store.pool_stats();
+        metrics::gauge!("safeguard_database_pool_connections", "state" => "in_use")
+            .set((size as usize).saturating_sub(idle) as f64);
+        metrics::gauge!("safeguard_database_pool_connections", "state" => "idle").set(idle as f64);
+        if tick % RECOUNT_EVERY == 0 {
+            let now = Timestamp::now();
+            let sellers = snapshot.sellers.len();
+            let in_force: usize =
+                snapshot.sellers.values().map(|s| s.contracts.iter().filter(|c| c.in_force(now)).count()).sum();
+            metrics::gauge!("safeguard_sellers").set(sellers as f64);
+            metrics::gauge!("safeguard_attestations_in_force").set(in_force as f64);
+        }
+        tick = tick.wrapping_add(1);
+        tokio::time::sleep(INTERVAL).await;
+    }
+}
