@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/safeguard/v1/types.proto",
         "proto/safeguard/v1/verification.proto",
         "proto/safeguard/v1/registry.proto",
+        "proto/safeguard/v1/audit.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("safeguard_descriptor.bin"))

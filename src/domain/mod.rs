@@ -13,6 +13,6 @@ pub use ids::{Country, DocumentSha256, SellerId, Timestamp};
 pub use invalid::{Violation, Violations};
 pub use policy::Policy;
 pub use vocab::{
-    AttestationState, Clause, DataCategory, Decision, Purpose, ReasonCode, SellerRole, SellerStatus, Set,
+    AttestationState, Clause, DataCategory, Decision, Purpose, ReasonCode, SellerRole, SellerStatus, Set, SupervisionKind,
     TransferBasis, Vocab,
 };

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{Country, DocumentSha256, SellerId, Timestamp};
-use super::vocab::{AttestationState, Clause, DataCategory, Purpose, SellerRole, SellerStatus};
+use super::verify::SuspensionScope;
+use super::vocab::{AttestationState, Clause, DataCategory, Purpose, SellerRole, SellerStatus, SupervisionKind};
 
 /// A foreign seller as registered by legal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +130,56 @@ pub struct AttestationFields {
     pub retention_days: u32,
 }
 
+/// A suspension order (PIPA 28-9): transfers to a seller, or to every seller of a country, stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspensionOrder {
+    pub order_id: String,
+    pub order_ref: String,
+    pub scope: SuspensionScope,
+    /// Empty: every category.
+    pub categories: Vec<DataCategory>,
+    pub effective_time: Timestamp,
+    pub note: String,
+    pub lifted: bool,
+    pub lift_time: Option<Timestamp>,
+    pub lift_reason: String,
+    pub created_by: String,
+    pub revision: i64,
+}
+
+/// The fields of a suspension order that legal submits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspensionOrderFields {
+    pub order_ref: String,
+    pub scope: SuspensionScope,
+    pub categories: Vec<DataCategory>,
+    pub effective_time: Timestamp,
+    pub note: String,
+}
+
+/// Evidence that the platform supervised an entrustee (PIPA 26(4)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supervision {
+    pub supervision_id: String,
+    pub seller_id: SellerId,
+    pub kind: SupervisionKind,
+    pub time: Timestamp,
+    pub evidence_sha256: DocumentSha256,
+    pub note: String,
+    pub recorded_by: String,
+    pub revision: i64,
+}
+
+/// The fields of supervision evidence that legal records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisionFields {
+    pub seller_id: SellerId,
+    pub kind: SupervisionKind,
+    pub time: Timestamp,
+    pub evidence_sha256: DocumentSha256,
+    pub note: String,
+}
+
 /// One change to the registry, as recorded in the event log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RegistryChange {
@@ -136,6 +187,9 @@ pub enum RegistryChange {
     SellerUpdated(Seller),
     AttestationSubmitted(Attestation),
     AttestationRevoked(Attestation),
+    SuspensionOrderCreated(SuspensionOrder),
+    SuspensionOrderLifted(SuspensionOrder),
+    SupervisionRecorded(Supervision),
 }
 
 impl RegistryChange {
@@ -146,14 +200,22 @@ impl RegistryChange {
             Self::SellerUpdated(_) => "SELLER_UPDATED",
             Self::AttestationSubmitted(_) => "ATTESTATION_SUBMITTED",
             Self::AttestationRevoked(_) => "ATTESTATION_REVOKED",
+            Self::SuspensionOrderCreated(_) => "SUSPENSION_ORDER_CREATED",
+            Self::SuspensionOrderLifted(_) => "SUSPENSION_ORDER_LIFTED",
+            Self::SupervisionRecorded(_) => "SUPERVISION_RECORDED",
         }
     }
 
-    /// The seller the change concerns.
-    pub fn seller_id(&self) -> &SellerId {
+    /// The seller the change concerns; none for a country-wide suspension order.
+    pub fn seller_id(&self) -> Option<&SellerId> {
         match self {
-            Self::SellerCreated(s) | Self::SellerUpdated(s) => &s.seller_id,
-            Self::AttestationSubmitted(a) | Self::AttestationRevoked(a) => &a.seller_id,
+            Self::SellerCreated(s) | Self::SellerUpdated(s) => Some(&s.seller_id),
+            Self::AttestationSubmitted(a) | Self::AttestationRevoked(a) => Some(&a.seller_id),
+            Self::SuspensionOrderCreated(o) | Self::SuspensionOrderLifted(o) => match &o.scope {
+                SuspensionScope::Seller(id) => Some(id),
+                SuspensionScope::Country(_) => None,
+            },
+            Self::SupervisionRecorded(s) => Some(&s.seller_id),
         }
     }
 
@@ -162,6 +224,8 @@ impl RegistryChange {
         let json = match self {
             Self::SellerCreated(s) | Self::SellerUpdated(s) => serde_json::to_string(s),
             Self::AttestationSubmitted(a) | Self::AttestationRevoked(a) => serde_json::to_string(a),
+            Self::SuspensionOrderCreated(o) | Self::SuspensionOrderLifted(o) => serde_json::to_string(o),
+            Self::SupervisionRecorded(s) => serde_json::to_string(s),
         };
         // Serialising these plain structs cannot fail: no maps with non-string keys, no floats.
         json.unwrap_or_default()
@@ -175,6 +239,9 @@ impl RegistryChange {
             "SELLER_UPDATED" => Self::SellerUpdated(serde_json::from_str(payload).map_err(bad)?),
             "ATTESTATION_SUBMITTED" => Self::AttestationSubmitted(serde_json::from_str(payload).map_err(bad)?),
             "ATTESTATION_REVOKED" => Self::AttestationRevoked(serde_json::from_str(payload).map_err(bad)?),
+            "SUSPENSION_ORDER_CREATED" => Self::SuspensionOrderCreated(serde_json::from_str(payload).map_err(bad)?),
+            "SUSPENSION_ORDER_LIFTED" => Self::SuspensionOrderLifted(serde_json::from_str(payload).map_err(bad)?),
+            "SUPERVISION_RECORDED" => Self::SupervisionRecorded(serde_json::from_str(payload).map_err(bad)?),
             other => return Err(format!("unknown event kind {other}")),
         })
     }

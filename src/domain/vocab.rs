@@ -146,6 +146,15 @@ vocab!(
 );
 
 vocab!(
+    /// How the platform supervised an entrustee (PIPA 26(4)).
+    SupervisionKind, "supervision kind" {
+        Inspection = 1 => "INSPECTION",
+        Training = 2 => "TRAINING",
+        Questionnaire = 3 => "QUESTIONNAIRE",
+    }
+);
+
+vocab!(
     /// The outcome of a verification.
     Decision, "decision" {
         Allow = 1 => "ALLOW",

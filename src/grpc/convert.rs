@@ -17,7 +17,8 @@ pub const MAX_REQUEST_ID: usize = 128;
 /// Bound on a contract's own retention: 100 years.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
-fn path(prefix: &str, field: &str) -> String {
+/// `prefix.field`, or `field` at the top level.
+pub fn path(prefix: &str, field: &str) -> String {
     if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
 }
 

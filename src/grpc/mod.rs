@@ -2,6 +2,7 @@
 //! back, and map errors to status codes in one place ([`crate::error`]).
 
 pub mod convert;
+mod oversight;
 mod registry;
 mod verification;
 

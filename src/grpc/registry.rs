@@ -295,4 +295,32 @@ impl RegistryService for RegistryApi {
             revision: total.revision,
         }))
     }
+
+    async fn create_suspension_order(
+        &self,
+        request: Request<pb::CreateSuspensionOrderRequest>,
+    ) -> Result<Response<pb::CreateSuspensionOrderResponse>, Status> {
+        Ok(super::oversight::create_order(&self.shared, request).await?)
+    }
+
+    async fn lift_suspension_order(
+        &self,
+        request: Request<pb::LiftSuspensionOrderRequest>,
+    ) -> Result<Response<pb::LiftSuspensionOrderResponse>, Status> {
+        Ok(super::oversight::lift_order(&self.shared, request).await?)
+    }
+
+    async fn list_suspension_orders(
+        &self,
+        request: Request<pb::ListSuspensionOrdersRequest>,
+    ) -> Result<Response<pb::ListSuspensionOrdersResponse>, Status> {
+        Ok(super::oversight::list_orders(&self.shared, request).await?)
+    }
+
+    async fn record_supervision(
+        &self,
+        request: Request<pb::RecordSupervisionRequest>,
+    ) -> Result<Response<pb::RecordSupervisionResponse>, Status> {
+        Ok(super::oversight::record_supervision(&self.shared, request).await?)
+    }
 }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 pub use follower::{spawn_follower, sync_once};
 
-use crate::domain::registry::{Attestation, RegistryChange, Seller};
+use crate::domain::registry::{Attestation, RegistryChange, Seller, Supervision, SuspensionOrder};
 use crate::domain::verify::{Context, Contract, Decided, OrderView, SellerView, VerifyRequest, decide};
 use crate::domain::{Policy, SellerId, Timestamp};
 use crate::error::{Error, Result};
@@ -28,7 +28,9 @@ use crate::store::RegistryState;
 pub struct Snapshot {
     pub revision: i64,
     pub sellers: imbl::HashMap<SellerId, Arc<SellerView>>,
+    /// Every suspension order, as the engine reads them (few: rebuilt on each order change).
     pub orders: Arc<Vec<OrderView>>,
+    orders_by_id: imbl::HashMap<String, OrderView>,
 }
 
 impl Snapshot {
@@ -41,6 +43,12 @@ impl Snapshot {
         for a in &state.attestations {
             snap.put_attestation(a);
         }
+        for o in &state.orders {
+            snap.put_order(o);
+        }
+        for s in &state.supervisions {
+            snap.put_supervision(s);
+        }
         snap
     }
 
@@ -49,6 +57,8 @@ impl Snapshot {
         match change {
             RegistryChange::SellerCreated(s) | RegistryChange::SellerUpdated(s) => self.put_seller(s),
             RegistryChange::AttestationSubmitted(a) | RegistryChange::AttestationRevoked(a) => self.put_attestation(a),
+            RegistryChange::SuspensionOrderCreated(o) | RegistryChange::SuspensionOrderLifted(o) => self.put_order(o),
+            RegistryChange::SupervisionRecorded(s) => self.put_supervision(s),
         }
         self.revision = revision;
     }
@@ -68,6 +78,26 @@ impl Snapshot {
             contracts,
             last_supervision,
         };
+        self.sellers.insert(s.seller_id.clone(), Arc::new(view));
+    }
+
+    fn put_order(&mut self, o: &SuspensionOrder) {
+        let view = OrderView {
+            scope: o.scope.clone(),
+            categories: o.categories.iter().copied().collect(),
+            effective: o.effective_time,
+            lifted: o.lifted,
+        };
+        self.orders_by_id.insert(o.order_id.clone(), view);
+        self.orders = Arc::new(self.orders_by_id.values().cloned().collect());
+    }
+
+    fn put_supervision(&mut self, s: &Supervision) {
+        let Some(current) = self.sellers.get(&s.seller_id) else { return };
+        if current.last_supervision.is_some_and(|t| t >= s.time) {
+            return;
+        }
+        let view = SellerView { last_supervision: Some(s.time), ..SellerView::clone(current) };
         self.sellers.insert(s.seller_id.clone(), Arc::new(view));
     }
 

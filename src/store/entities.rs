@@ -122,3 +122,85 @@ pub mod applied_request {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Suspension orders (PIPA 28-9).
+pub mod order {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "suspension_orders")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub order_id: String,
+        pub order_ref: String,
+        pub seller_id: String,
+        pub country: String,
+        pub categories: String,
+        pub effective_time: i64,
+        pub note: String,
+        pub lifted: bool,
+        pub lift_time: Option<i64>,
+        pub lift_reason: String,
+        pub created_by: String,
+        pub revision: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Supervision evidence (PIPA 26(4)).
+pub mod supervision {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "supervisions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub supervision_id: String,
+        pub seller_id: String,
+        pub kind: String,
+        pub time: i64,
+        pub evidence_sha256: String,
+        pub note: String,
+        pub recorded_by: String,
+        pub revision: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The record of every decision made.
+pub mod decision {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "decisions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub decision_id: String,
+        pub time: i64,
+        pub caller: String,
+        pub seller_id: String,
+        pub purpose: String,
+        pub basis: String,
+        pub basis_evidence_ref: String,
+        pub categories: String,
+        pub decision: String,
+        pub allowed: String,
+        pub reasons: String,
+        pub revision: i64,
+        pub policy_version: String,
+        pub lost_records: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

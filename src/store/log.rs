@@ -12,7 +12,7 @@ use tokio::sync::MutexGuard;
 
 use super::Store;
 use super::entities::{applied_request, event, head};
-use crate::domain::Timestamp;
+use crate::domain::{SellerId, Timestamp};
 use crate::domain::chain::{EventFields, event_hash};
 use crate::domain::registry::RegistryChange;
 use crate::error::{Error, Result};
@@ -92,7 +92,7 @@ impl<'s> WriteTx<'s> {
             time_micros: self.time.as_micros(),
             actor: &self.actor,
             kind: change.kind(),
-            seller_id: change.seller_id().as_str(),
+            seller_id: change.seller_id().map_or("", SellerId::as_str),
             payload: &payload,
         };
         let hash = event_hash(&self.hash, &fields);
@@ -101,7 +101,7 @@ impl<'s> WriteTx<'s> {
             time: Val(fields.time_micros),
             actor: Val(self.actor.clone()),
             kind: Val(change.kind().to_owned()),
-            seller_id: Val(change.seller_id().to_string()),
+            seller_id: Val(fields.seller_id.to_owned()),
             payload: Val(payload.clone()),
             prev_hash: Val(std::mem::replace(&mut self.hash, hash.clone())),
             hash: Val(hash),

@@ -4,6 +4,7 @@
 
 mod entities;
 mod log;
+mod oversight;
 mod rows;
 mod writes;
 
@@ -16,10 +17,10 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, Notify};
 
-use entities::{attestation, event, head, seller};
+use entities::{attestation, event, head, order, seller, supervision};
 pub use writes::{ImportItem, ImportOutcome, ImportRowError};
 
-use crate::domain::registry::{Attestation, Seller};
+use crate::domain::registry::{Attestation, Seller, Supervision, SuspensionOrder};
 use crate::domain::{Country, SellerId, SellerStatus, Timestamp, Vocab};
 use crate::error::{Error, Result};
 
@@ -72,6 +73,8 @@ pub struct RegistryState {
     pub revision: i64,
     pub sellers: Vec<Seller>,
     pub attestations: Vec<Attestation>,
+    pub orders: Vec<SuspensionOrder>,
+    pub supervisions: Vec<Supervision>,
 }
 
 /// The registry database.
@@ -160,11 +163,15 @@ impl Store {
         let revision = head::Entity::find_by_id(1).one(&tx).await?.map_or(0, |h| h.revision);
         let sellers = seller::Entity::find().all(&tx).await?;
         let attestations = attestation::Entity::find().all(&tx).await?;
+        let orders = order::Entity::find().order_by_asc(order::Column::Revision).all(&tx).await?;
+        let supervisions = supervision::Entity::find().all(&tx).await?;
         tx.commit().await?;
         Ok(RegistryState {
             revision,
             sellers: sellers.into_iter().map(rows::seller_from_row).collect::<Result<_>>()?,
             attestations: attestations.into_iter().map(rows::attestation_from_row).collect::<Result<_>>()?,
+            orders: orders.into_iter().map(rows::order_from_row).collect::<Result<_>>()?,
+            supervisions: supervisions.into_iter().map(rows::supervision_from_row).collect::<Result<_>>()?,
         })
     }
 

@@ -3,8 +3,9 @@
 
 use sea_orm::ActiveValue::Set as Val;
 
-use super::entities::{attestation, seller};
-use crate::domain::registry::{Attestation, Seller};
+use super::entities::{attestation, order, seller, supervision};
+use crate::domain::registry::{Attestation, Seller, Supervision, SuspensionOrder};
+use crate::domain::verify::SuspensionScope;
 use crate::domain::{Country, DocumentSha256, SellerId, Timestamp, Vocab};
 use crate::error::{Error, Result};
 
@@ -98,5 +99,77 @@ pub fn attestation_to_row(a: &Attestation) -> attestation::ActiveModel {
         revoke_reason: Val(a.revoke_reason.clone()),
         submitted_by: Val(a.submitted_by.clone()),
         revision: Val(a.revision),
+    }
+}
+
+pub fn order_from_row(m: order::Model) -> Result<SuspensionOrder> {
+    let key = m.order_id.as_str();
+    let what = "suspension order";
+    let scope = if m.seller_id.is_empty() {
+        SuspensionScope::Country(Country::parse(&m.country).map_err(|e| corrupt(what, key, e))?)
+    } else {
+        SuspensionScope::Seller(SellerId::parse(&m.seller_id).map_err(|e| corrupt(what, key, e))?)
+    };
+    Ok(SuspensionOrder {
+        order_id: m.order_id.clone(),
+        order_ref: m.order_ref.clone(),
+        scope,
+        categories: vocab_list(&m.categories, what, key)?,
+        effective_time: Timestamp::from_micros(m.effective_time),
+        note: m.note.clone(),
+        lifted: m.lifted,
+        lift_time: m.lift_time.map(Timestamp::from_micros),
+        lift_reason: m.lift_reason.clone(),
+        created_by: m.created_by.clone(),
+        revision: m.revision,
+    })
+}
+
+pub fn order_to_row(o: &SuspensionOrder) -> order::ActiveModel {
+    let (seller_id, country) = match &o.scope {
+        SuspensionScope::Seller(id) => (id.to_string(), String::new()),
+        SuspensionScope::Country(c) => (String::new(), c.to_string()),
+    };
+    order::ActiveModel {
+        order_id: Val(o.order_id.clone()),
+        order_ref: Val(o.order_ref.clone()),
+        seller_id: Val(seller_id),
+        country: Val(country),
+        categories: Val(names(&o.categories)),
+        effective_time: Val(o.effective_time.as_micros()),
+        note: Val(o.note.clone()),
+        lifted: Val(o.lifted),
+        lift_time: Val(o.lift_time.map(Timestamp::as_micros)),
+        lift_reason: Val(o.lift_reason.clone()),
+        created_by: Val(o.created_by.clone()),
+        revision: Val(o.revision),
+    }
+}
+
+pub fn supervision_from_row(m: supervision::Model) -> Result<Supervision> {
+    let key = m.supervision_id.as_str();
+    let what = "supervision";
+    Ok(Supervision {
+        supervision_id: m.supervision_id.clone(),
+        seller_id: SellerId::parse(&m.seller_id).map_err(|e| corrupt(what, key, e))?,
+        kind: vocab(&m.kind, what, key)?,
+        time: Timestamp::from_micros(m.time),
+        evidence_sha256: DocumentSha256::parse(&m.evidence_sha256).map_err(|e| corrupt(what, key, e))?,
+        note: m.note.clone(),
+        recorded_by: m.recorded_by.clone(),
+        revision: m.revision,
+    })
+}
+
+pub fn supervision_to_row(s: &Supervision) -> supervision::ActiveModel {
+    supervision::ActiveModel {
+        supervision_id: Val(s.supervision_id.clone()),
+        seller_id: Val(s.seller_id.to_string()),
+        kind: Val(s.kind.name().to_owned()),
+        time: Val(s.time.as_micros()),
+        evidence_sha256: Val(s.evidence_sha256.as_str().to_owned()),
+        note: Val(s.note.clone()),
+        recorded_by: Val(s.recorded_by.clone()),
+        revision: Val(s.revision),
     }
 }
