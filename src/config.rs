@@ -21,6 +21,35 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub decisions: DecisionSettings,
+}
+
+/// The decision records auditors read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionSettings {
+    /// `all`, `deny-only` (DENY and ALLOW_PARTIAL) or `off`.
+    pub mode: crate::domain::record::RecordMode,
+    /// Records waiting to be written; beyond it they are counted as lost (and that is recorded).
+    pub queue_capacity: usize,
+    /// Records per INSERT batch.
+    pub batch_size: usize,
+    /// Records older than this are pruned.
+    pub retention_days: u32,
+    /// How often pruning runs.
+    pub prune_interval_s: u64,
+}
+
+impl Default for DecisionSettings {
+    fn default() -> Self {
+        Self {
+            mode: crate::domain::record::RecordMode::All,
+            queue_capacity: 65_536,
+            batch_size: 500,
+            retention_days: 400,
+            prune_interval_s: 3_600,
+        }
+    }
 }
 
 /// The Prometheus endpoint.
@@ -286,6 +315,10 @@ impl Settings {
             ("server.max_concurrent_streams", u64::from(self.server.max_concurrent_streams)),
             ("server.concurrency_limit_per_connection", self.server.concurrency_limit_per_connection as u64),
             ("auth.cache_capacity", self.auth.cache_capacity as u64),
+            ("decisions.queue_capacity", self.decisions.queue_capacity as u64),
+            ("decisions.batch_size", self.decisions.batch_size as u64),
+            ("decisions.retention_days", u64::from(self.decisions.retention_days)),
+            ("decisions.prune_interval_s", self.decisions.prune_interval_s),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod pb;
+pub mod recorder;
 pub mod snapshot;
 pub mod startup;
 pub mod store;

@@ -20,8 +20,20 @@ use crate::domain::Policy;
 use crate::grpc::{RegistryApi, Shared, VerificationApi};
 use crate::pb::v1::registry_service_server::RegistryServiceServer;
 use crate::pb::v1::verification_service_server::VerificationServiceServer;
+use crate::recorder::{DecisionLog, RecorderOptions};
 use crate::snapshot::{Registry, Snapshot, spawn_follower};
 use crate::store::{DbOptions, Store};
+
+fn recorder_options(settings: &Settings) -> RecorderOptions {
+    let d = &settings.decisions;
+    RecorderOptions {
+        mode: d.mode,
+        queue_capacity: d.queue_capacity,
+        batch_size: d.batch_size,
+        retention: std::time::Duration::from_secs(u64::from(d.retention_days) * 86_400),
+        prune_interval: std::time::Duration::from_secs(d.prune_interval_s),
+    }
+}
 
 /// A built, bound, not yet serving safeguard.
 pub struct App {
@@ -29,6 +41,7 @@ pub struct App {
     listener: TcpListener,
     shared: Shared,
     follower: JoinHandle<()>,
+    recorder_tasks: Vec<JoinHandle<()>>,
     auth: AuthLayer,
     metrics_listener: Option<TcpListener>,
 }
@@ -83,7 +96,9 @@ impl App {
         let listener = TcpListener::bind(settings.server.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen_addr))?;
-        let shared = Shared { store, registry, max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms) };
+        let (decisions, recorder_tasks) = DecisionLog::start(store.clone(), &recorder_options(&settings));
+        let shared =
+            Shared { store, registry, max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms), decisions };
         let metrics_listener = if settings.metrics.enabled {
             crate::telemetry::metrics_handle();
             Some(
@@ -94,7 +109,7 @@ impl App {
         } else {
             None
         };
-        Ok(Self { settings, listener, shared, follower, auth, metrics_listener })
+        Ok(Self { settings, listener, shared, follower, recorder_tasks, auth, metrics_listener })
     }
 
     /// Where the server listens (the real port when configured with port 0).
@@ -114,7 +129,7 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { settings, listener, shared, follower, auth, metrics_listener } = self;
+        let App { settings, listener, shared, follower, recorder_tasks, auth, metrics_listener } = self;
         let max_msg = settings.server.max_message_bytes;
 
         // The snapshot is loaded (build did it), so verification can serve from the first request.
@@ -172,6 +187,16 @@ impl App {
             })
             .await;
         follower.abort();
+        // Every acknowledged decision reaches the record: dropping the last sender closes the
+        // queue, and the writer drains it before it stops.
+        drop(shared);
+        let mut recorder_tasks = recorder_tasks.into_iter();
+        if let Some(writer) = recorder_tasks.next() {
+            if tokio::time::timeout(std::time::Duration::from_secs(10), writer).await.is_err() {
+                tracing::error!("decision records were still being written at shutdown");
+            }
+        }
+        recorder_tasks.for_each(|t| t.abort());
         let _ = metrics_stop.send(());
         if let Some(server) = metrics_server {
             let _ = server.await;

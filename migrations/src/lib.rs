@@ -14,9 +14,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261128_000001_create_registry::Migration),
-            Box::new(m20261128_000002_create_audit::Migration),
-        ]
+        vec![Box::new(m20261128_000001_create_registry::Migration), Box::new(m20261128_000002_create_audit::Migration)]
     }
 }

@@ -76,12 +76,15 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(Index::create().name("decisions_time").table("decisions").col("time").to_owned())
-            .await?;
+        manager.create_index(Index::create().name("decisions_time").table("decisions").col("time").to_owned()).await?;
         manager
             .create_index(
-                Index::create().name("decisions_seller_time").table("decisions").col("seller_id").col("time").to_owned(),
+                Index::create()
+                    .name("decisions_seller_time")
+                    .table("decisions")
+                    .col("seller_id")
+                    .col("time")
+                    .to_owned(),
             )
             .await?;
         Ok(())

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod ids;
 pub mod invalid;
 pub mod policy;
+pub mod record;
 pub mod registry;
 pub mod verify;
 pub mod vocab;
@@ -13,6 +14,6 @@ pub use ids::{Country, DocumentSha256, SellerId, Timestamp};
 pub use invalid::{Violation, Violations};
 pub use policy::Policy;
 pub use vocab::{
-    AttestationState, Clause, DataCategory, Decision, Purpose, ReasonCode, SellerRole, SellerStatus, Set, SupervisionKind,
-    TransferBasis, Vocab,
+    AttestationState, Clause, DataCategory, Decision, Purpose, ReasonCode, SellerRole, SellerStatus, Set,
+    SupervisionKind, TransferBasis, Vocab,
 };

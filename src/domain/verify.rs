@@ -110,7 +110,7 @@ impl OrderView {
 }
 
 /// One reason for a denial, or an advisory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reason {
     pub code: ReasonCode,
     /// Set with CLAUSE_MISSING.

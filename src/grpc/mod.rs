@@ -22,6 +22,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     /// Longest a request with `min_revision` waits for the snapshot.
     pub max_min_revision_wait: Duration,
+    /// Where decisions are recorded.
+    pub decisions: Arc<crate::recorder::DecisionLog>,
 }
 
 /// The deadline a client set with the `grpc-timeout` header, if any.

@@ -17,7 +17,9 @@ fn order_fields(o: &pb::SuspensionOrder, prefix: &str) -> Result<SuspensionOrder
     let mut v = Violations::new();
     let order_ref = v.check(text(&o.order_ref, &path(prefix, "order_ref"), MAX_REF, true));
     let scope = match (o.seller_id.is_empty(), o.country.is_empty()) {
-        (false, true) => v.check(SellerId::parse_field(&o.seller_id, &path(prefix, "seller_id")).map(SuspensionScope::Seller)),
+        (false, true) => {
+            v.check(SellerId::parse_field(&o.seller_id, &path(prefix, "seller_id")).map(SuspensionScope::Seller))
+        }
         (true, false) => v.check(
             Country::parse(&o.country)
                 .map(SuspensionScope::Country)
@@ -148,6 +150,7 @@ pub async fn record_supervision(
     let s = req.supervision.ok_or_else(|| Error::invalid("supervision", "must be set"))?;
     let fields = supervision_fields(&s, "supervision").map_err(Error::Invalid)?;
     let span = tracing::info_span!("record_supervision", %actor, seller = %fields.seller_id);
-    let (record, revision) = shared.store.record_supervision(&actor, request_id.as_deref(), fields).instrument(span).await?;
+    let (record, revision) =
+        shared.store.record_supervision(&actor, request_id.as_deref(), fields).instrument(span).await?;
     Ok(Response::new(pb::RecordSupervisionResponse { supervision: Some(pb_supervision(&record)), revision }))
 }

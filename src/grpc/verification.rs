@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Shared, client_deadline, convert};
 use crate::auth::{Role, authorize};
+use crate::domain::record::{DecisionRecord, RecordedReasons};
 use crate::domain::verify::VerifyRequest;
 use crate::error::Error;
 use crate::pb::v1 as pb;
@@ -38,11 +39,34 @@ impl VerificationApi {
         registry.wait_for(min_revision, wait).await
     }
 
-    fn respond(&self, req: &VerifyRequest) -> pb::VerifySellerResponse {
+    fn respond(&self, req: &VerifyRequest, caller: &str) -> pb::VerifySellerResponse {
         let registry = &self.shared.registry;
         let decided = registry.verify(req);
         record_metrics(&decided.verdict);
-        convert::pb_decision(req, &decided, &registry.policy().version, uuid::Uuid::now_v7().to_string())
+        let version = &registry.policy().version;
+        let decision_id = uuid::Uuid::now_v7().to_string();
+        let response = convert::pb_decision(req, &decided, version, decision_id.clone());
+        let log = &self.shared.decisions;
+        if log.wants(decided.verdict.decision) {
+            let v = decided.verdict;
+            log.record(DecisionRecord {
+                decision_id,
+                time: decided.now,
+                caller: caller.to_owned(),
+                seller_id: Some(req.seller_id.clone()),
+                purpose: Some(req.purpose),
+                basis: req.basis,
+                basis_evidence_ref: req.basis_evidence_ref.clone(),
+                categories: req.categories.clone(),
+                decision: Some(v.decision),
+                allowed: v.allowed,
+                outcome: RecordedReasons { denied: v.denied, reasons: v.reasons },
+                revision: decided.revision,
+                policy_version: version.clone(),
+                lost_records: 0,
+            });
+        }
+        response
     }
 }
 
@@ -52,17 +76,17 @@ impl VerificationService for VerificationApi {
         &self,
         request: Request<pb::VerifySellerRequest>,
     ) -> Result<Response<pb::VerifySellerResponse>, Status> {
-        authorize(&request, &[Role::Checkout])?;
+        let caller = authorize(&request, &[Role::Checkout])?.subject.clone();
         let req = convert::verify_request(request.get_ref(), "").map_err(Error::Invalid)?;
         self.catch_up(&request, req.min_revision).await?;
-        Ok(Response::new(self.respond(&req)))
+        Ok(Response::new(self.respond(&req, &caller)))
     }
 
     async fn batch_verify_sellers(
         &self,
         request: Request<pb::BatchVerifySellersRequest>,
     ) -> Result<Response<pb::BatchVerifySellersResponse>, Status> {
-        authorize(&request, &[Role::Checkout])?;
+        let caller = authorize(&request, &[Role::Checkout])?.subject.clone();
         let items = &request.get_ref().requests;
         if items.is_empty() || items.len() > MAX_BATCH {
             return Err(Error::invalid("requests", format!("must hold 1 to {MAX_BATCH} requests")).into());
@@ -80,7 +104,7 @@ impl VerificationService for VerificationApi {
         }
         let min_revision = reqs.iter().map(|r| r.min_revision).max().unwrap_or(0);
         self.catch_up(&request, min_revision).await?;
-        let responses = reqs.iter().map(|r| self.respond(r)).collect();
+        let responses = reqs.iter().map(|r| self.respond(r, &caller)).collect();
         Ok(Response::new(pb::BatchVerifySellersResponse { responses }))
     }
 }

@@ -12,9 +12,9 @@ use tokio::sync::MutexGuard;
 
 use super::Store;
 use super::entities::{applied_request, event, head};
-use crate::domain::{SellerId, Timestamp};
 use crate::domain::chain::{EventFields, event_hash};
 use crate::domain::registry::RegistryChange;
+use crate::domain::{SellerId, Timestamp};
 use crate::error::{Error, Result};
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.

@@ -2,6 +2,7 @@
 //! log (`registry_events`) plus current-state tables written in the same transaction; SQLite by
 //! default, PostgreSQL in production, one set of migrations for both.
 
+mod decisions;
 mod entities;
 mod log;
 mod oversight;
@@ -17,6 +18,7 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, Notify};
 
+pub use decisions::DecisionFilter;
 use entities::{attestation, event, head, order, seller, supervision};
 pub use writes::{ImportItem, ImportOutcome, ImportRowError};
 

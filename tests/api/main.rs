@@ -9,6 +9,7 @@
 mod harness;
 
 mod auth;
+mod cli;
 mod convert_props;
 mod hardening;
 mod operations;
