@@ -1,7 +1,9 @@
 //! Registry writes. Each validates against the current state inside the write transaction, writes the
 //! new state and appends exactly one event per changed entity, then commits all of it at once.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use super::entities::{attestation, seller};
@@ -223,15 +225,28 @@ impl Store {
     pub async fn import_batch(&self, actor: &str, items: Vec<(i64, ImportItem)>) -> Result<ImportOutcome> {
         let mut out = ImportOutcome::default();
         let mut w = self.begin_write(actor).await?;
+        // What the database already holds for the sellers this batch names, read up front in a few
+        // `IN (…)` queries: one round trip per item made a large import crawl, most of all over a
+        // network to PostgreSQL.
+        let named: HashSet<&str> = items
+            .iter()
+            .map(|(_, item)| match item {
+                ImportItem::Seller(f) => f.seller_id.as_str(),
+                ImportItem::Attestation(f) => f.seller_id.as_str(),
+            })
+            .collect();
+        let named: Vec<&str> = named.into_iter().collect();
+        // Kept current through the batch: an update replaces its entry, a creation adds one.
+        let mut sellers = find_sellers(&w, &named).await?;
+        let mut documents = find_documents(&w, &named).await?;
         let mut new_sellers = Vec::new();
         let mut new_atts = Vec::new();
-        // Sellers created earlier in this same batch, which the database cannot see yet.
-        let mut batch_sellers = std::collections::HashSet::new();
-        let mut batch_documents = std::collections::HashSet::new();
+        // Sellers created earlier in this same batch.
+        let mut batch_sellers = HashSet::new();
         for (index, item) in items {
             match item {
-                ImportItem::Seller(fields) => match find_seller(&w, &fields.seller_id).await? {
-                    None if batch_sellers.contains(&fields.seller_id) => {
+                ImportItem::Seller(fields) => match sellers.get(&fields.seller_id) {
+                    Some(_) if batch_sellers.contains(&fields.seller_id) => {
                         out.errors
                             .push(row_error(index, Violation::new("seller.seller_id", "appears twice in one batch")));
                     }
@@ -240,23 +255,23 @@ impl Store {
                         w.append(&RegistryChange::SellerCreated(seller.clone()));
                         batch_sellers.insert(seller.seller_id.clone());
                         new_sellers.push(rows::seller_to_row(&seller));
+                        sellers.insert(seller.seller_id.clone(), seller);
                         out.sellers_created += 1;
                     }
                     Some(current) if current.same_content(&fields) => out.sellers_unchanged += 1,
                     Some(current) => {
-                        let seller = changed_seller(&current, fields, &w);
+                        let seller = changed_seller(current, fields, &w);
                         seller::Entity::update(rows::seller_to_row(&seller)).exec(w.tx()).await?;
-                        w.append(&RegistryChange::SellerUpdated(seller));
+                        w.append(&RegistryChange::SellerUpdated(seller.clone()));
+                        sellers.insert(seller.seller_id.clone(), seller);
                         out.sellers_updated += 1;
                     }
                 },
                 ImportItem::Attestation(fields) => {
-                    let key = (fields.seller_id.clone(), fields.document_sha256.clone());
-                    if batch_documents.contains(&key) || find_attestation_by_document(&w, &fields).await?.is_some() {
+                    let key = (fields.seller_id.to_string(), fields.document_sha256.as_str().to_owned());
+                    if documents.contains(&key) {
                         out.attestations_unchanged += 1;
-                    } else if !batch_sellers.contains(&fields.seller_id)
-                        && find_seller(&w, &fields.seller_id).await?.is_none()
-                    {
+                    } else if !sellers.contains_key(&fields.seller_id) {
                         out.errors.push(row_error(
                             index,
                             Violation::new(
@@ -267,7 +282,7 @@ impl Store {
                     } else {
                         let att = new_attestation(fields, &w);
                         w.append(&RegistryChange::AttestationSubmitted(att.clone()));
-                        batch_documents.insert(key);
+                        documents.insert(key);
                         new_atts.push(rows::attestation_to_row(&att));
                         out.attestations_created += 1;
                     }
@@ -283,6 +298,40 @@ impl Store {
         out.revision = w.commit::<()>(None).await?;
         Ok(out)
     }
+}
+
+/// Seller ids per `IN (…)` lookup: well under SQLite's and PostgreSQL's bound-parameter limits.
+const LOOKUP_CHUNK: usize = 1000;
+
+/// The sellers among `ids` that exist, by id.
+async fn find_sellers(w: &WriteTx<'_>, ids: &[&str]) -> Result<HashMap<SellerId, Seller>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let rows =
+            seller::Entity::find().filter(seller::Column::SellerId.is_in(chunk.iter().copied())).all(w.tx()).await?;
+        for row in rows {
+            let s = rows::seller_from_row(row)?;
+            found.insert(s.seller_id.clone(), s);
+        }
+    }
+    Ok(found)
+}
+
+/// The (seller id, document SHA-256) pairs already attested for the sellers among `ids`.
+async fn find_documents(w: &WriteTx<'_>, ids: &[&str]) -> Result<HashSet<(String, String)>> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let pairs: Vec<(String, String)> = attestation::Entity::find()
+            .select_only()
+            .column(attestation::Column::SellerId)
+            .column(attestation::Column::DocumentSha256)
+            .filter(attestation::Column::SellerId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(w.tx())
+            .await?;
+        found.extend(pairs);
+    }
+    Ok(found)
 }
 
 fn row_error(index: i64, v: Violation) -> ImportRowError {

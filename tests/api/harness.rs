@@ -194,6 +194,16 @@ impl TestApp {
         )
     }
 
+    /// Stops the server (finishing in-flight requests) but keeps the database.
+    pub async fn stop_server(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
     /// Stops the server (finishing in-flight requests) and drops the database.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

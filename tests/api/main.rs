@@ -13,6 +13,7 @@ mod cli;
 mod convert_props;
 mod hardening;
 mod operations;
+mod oversight;
 mod registry;
 mod replicas;
 mod tls;
