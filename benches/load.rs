@@ -3,6 +3,9 @@
 //! ratios. Rounds are interleaved (A B C D, A B C D, ...) and each configuration's median is reported
 //! as a ratio against the first (the baseline).
 //!
+//! Configurations: no authentication (the baseline), HS256, ES256, RS256 and EdDSA bearer tokens
+//! (issue: auth cost on checkout), and decision records `all` against `off`.
+//!
 //! `cargo bench --bench load -- [--seconds N] [--rounds N] [--clients N]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +19,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use safeguard::auth::Role;
 use safeguard::auth::keys::mint;
 use safeguard::config::{Secret, Settings};
+use safeguard::domain::record::RecordMode;
 use safeguard::pb::v1 as pb;
 use safeguard::pb::v1::registry_service_client::RegistryServiceClient;
 use safeguard::pb::v1::verification_service_client::VerificationServiceClient;
@@ -30,6 +34,7 @@ const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
 struct Config {
     name: &'static str,
     alg: Option<Algorithm>,
+    record: RecordMode,
 }
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -47,7 +52,11 @@ fn token(alg: Algorithm) -> String {
     mint(&Header::new(alg), &key, "load-generator", &[Role::Admin], 3600, None, None).unwrap()
 }
 
-async fn start(dir: &std::path::Path, auth: bool) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+async fn start(
+    dir: &std::path::Path,
+    auth: bool,
+    record: RecordMode,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let mut s = Settings::default();
     s.server.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     s.database.url = format!("sqlite://{}?mode=rwc", dir.join("load.db").display());
@@ -56,6 +65,7 @@ async fn start(dir: &std::path::Path, auth: bool) -> (SocketAddr, tokio::sync::o
     s.auth.es256_public_key_file = Some(format!("{KEYS}/es256.pub").into());
     s.auth.eddsa_public_key_file = Some(format!("{KEYS}/eddsa.pub").into());
     s.auth.insecure_disabled = !auth;
+    s.decisions.mode = record;
     s.server.concurrency_limit_per_connection = 1024;
     s.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let app = App::build(s).await.unwrap();
@@ -158,17 +168,21 @@ async fn main() {
     let seconds = arg("--seconds", 3);
     let rounds = arg("--rounds", 3);
     let clients = arg("--clients", 32);
+    use RecordMode::{All, Off};
     let configs = [
-        Config { name: "no auth (baseline)", alg: None },
-        Config { name: "HS256", alg: Some(Algorithm::HS256) },
-        Config { name: "ES256", alg: Some(Algorithm::ES256) },
-        Config { name: "RS256", alg: Some(Algorithm::RS256) },
-        Config { name: "EdDSA", alg: Some(Algorithm::EdDSA) },
+        Config { name: "no auth, records off", alg: None, record: Off },
+        Config { name: "HS256, records off", alg: Some(Algorithm::HS256), record: Off },
+        Config { name: "ES256, records off", alg: Some(Algorithm::ES256), record: Off },
+        Config { name: "RS256, records off", alg: Some(Algorithm::RS256), record: Off },
+        Config { name: "EdDSA, records off", alg: Some(Algorithm::EdDSA), record: Off },
+        Config { name: "no auth, records all", alg: None, record: All },
     ];
     let dir = tempfile::tempdir().unwrap();
-    let (open_addr, _stop_open) = start(dir.path(), false).await;
+    let (open_addr, _stop_open) = start(dir.path(), false, Off).await;
     seed(open_addr).await;
-    let (auth_addr, _stop_auth) = start(dir.path(), true).await;
+    // Servers over the same database file, started after the seed so they load it whole.
+    let (auth_addr, _stop_auth) = start(dir.path(), true, Off).await;
+    let (recording_addr, _stop_recording) = start(dir.path(), false, All).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     println!(
@@ -177,9 +191,10 @@ async fn main() {
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     for round in 0..rounds {
         for (i, c) in configs.iter().enumerate() {
-            let (addr, bearer) = match c.alg {
-                None => (open_addr, None),
-                Some(alg) => (auth_addr, Some(token(alg))),
+            let (addr, bearer) = match (c.alg, c.record) {
+                (None, Off) => (open_addr, None),
+                (None, _) => (recording_addr, None),
+                (Some(alg), _) => (auth_addr, Some(token(alg))),
             };
             let rps = measure(addr, bearer, clients, seconds).await;
             println!("  round {round} {:<20} {rps:>10.0} req/s", c.name);

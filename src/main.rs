@@ -36,6 +36,15 @@ enum Command {
     Migrate,
     /// Print the effective configuration (defaults < file < environment < flags), secrets redacted.
     Config,
+    /// Exit 0 if the server at ADDR reports SERVING on grpc.health.v1 (for container health checks).
+    Healthcheck {
+        /// The server's gRPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:50051", value_name = "URL")]
+        addr: String,
+        /// The service to ask about; empty: the server as a whole.
+        #[arg(long, default_value = "", value_name = "NAME")]
+        service: String,
+    },
     /// Print a token signed with the configured HS256 secret.
     Token {
         /// checkout, legal, auditor or admin; repeat for several.
@@ -82,6 +91,21 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+async fn healthcheck(addr: String, service: String) -> anyhow::Result<()> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let channel = tonic::transport::Endpoint::from_shared(addr.clone())?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(2))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let status = HealthClient::new(channel).check(HealthCheckRequest { service }).await?.into_inner().status();
+    anyhow::ensure!(status == ServingStatus::Serving, "{addr} reports {status:?}");
+    println!("SERVING");
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
@@ -119,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
             let app = App::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await
         }
+        Command::Healthcheck { addr, service } => healthcheck(addr, service).await,
         Command::Config => {
             print!("{}", toml::to_string(&settings.redacted())?);
             Ok(())

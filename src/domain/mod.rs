@@ -7,6 +7,7 @@ pub mod invalid;
 pub mod policy;
 pub mod record;
 pub mod registry;
+pub mod replay;
 pub mod verify;
 pub mod vocab;
 

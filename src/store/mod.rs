@@ -4,6 +4,7 @@
 
 mod decisions;
 mod entities;
+mod history;
 mod log;
 mod oversight;
 mod rows;
@@ -20,6 +21,7 @@ use tokio::sync::{Mutex, Notify};
 
 pub use decisions::DecisionFilter;
 use entities::{attestation, event, head, order, seller, supervision};
+pub use history::EventFilter;
 pub use writes::{ImportItem, ImportOutcome, ImportRowError};
 
 use crate::domain::registry::{Attestation, Seller, Supervision, SuspensionOrder};
