@@ -64,7 +64,7 @@ pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Regis
         metrics::gauge!("safeguard_database_pool_connections", "state" => "in_use")
             .set((size as usize).saturating_sub(idle) as f64);
         metrics::gauge!("safeguard_database_pool_connections", "state" => "idle").set(idle as f64);
-        if tick % RECOUNT_EVERY == 0 {
+        if tick.is_multiple_of(RECOUNT_EVERY) {
             let now = Timestamp::now();
             let sellers = snapshot.sellers.len();
             let in_force: usize =

@@ -63,6 +63,9 @@ enum Command {
     Export(safeguard::cli::ExportArgs),
     /// Write synthetic sellers and attestations for demos and benchmarks.
     Generate(safeguard::cli::GenerateArgs),
+    /// Write the recipient register: every active seller that may receive buyer data now, with
+    /// what it may receive per purpose (as ExportRecipientRegister answers; no server needed).
+    Register(safeguard::cli::RegisterArgs),
 }
 
 fn parse_ttl(raw: &str) -> anyhow::Result<u64> {
@@ -174,5 +177,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Import(args) => safeguard::cli::run_import(&settings, args).await,
         Command::Export(args) => safeguard::cli::run_export(&settings, args).await,
         Command::Generate(args) => safeguard::cli::run_generate(args).await,
+        Command::Register(args) => safeguard::cli::run_register(&settings, args).await,
     }
 }

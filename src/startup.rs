@@ -17,7 +17,8 @@ use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::secret::resolve_hs256_secret;
 use crate::config::{Settings, ms};
 use crate::domain::Policy;
-use crate::grpc::{RegistryApi, Shared, VerificationApi};
+use crate::grpc::{AuditApi, RegistryApi, Shared, VerificationApi};
+use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::registry_service_server::RegistryServiceServer;
 use crate::pb::v1::verification_service_server::VerificationServiceServer;
 use crate::recorder::{DecisionLog, RecorderOptions};
@@ -43,6 +44,7 @@ pub struct App {
     follower: JoinHandle<()>,
     recorder_tasks: Vec<JoinHandle<()>>,
     auth: AuthLayer,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     metrics_listener: Option<TcpListener>,
 }
 
@@ -85,6 +87,8 @@ impl App {
         settings.validate()?;
         let policy = Arc::new(load_policy(&settings)?);
         let auth = auth_layer(&settings)?;
+        // Read certificates before anything else is started, so a missing file fails fast.
+        let tls = tls_config(&settings)?;
         let store = connect_store(&settings).await?;
         if settings.database.migrate_on_start {
             store.migrate().await.context("cannot apply migrations")?;
@@ -109,7 +113,7 @@ impl App {
         } else {
             None
         };
-        Ok(Self { settings, listener, shared, follower, recorder_tasks, auth, metrics_listener })
+        Ok(Self { settings, listener, shared, follower, recorder_tasks, auth, tls, metrics_listener })
     }
 
     /// Where the server listens (the real port when configured with port 0).
@@ -129,7 +133,7 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { settings, listener, shared, follower, recorder_tasks, auth, metrics_listener } = self;
+        let App { settings, listener, shared, follower, recorder_tasks, auth, tls, metrics_listener } = self;
         let max_msg = settings.server.max_message_bytes;
 
         // The snapshot is loaded (build did it), so verification can serve from the first request.
@@ -142,12 +146,11 @@ impl App {
             ms(settings.snapshot.max_staleness_ms),
         ));
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-        let metrics_server = match metrics_listener {
-            Some(listener) => Some(tokio::spawn(crate::telemetry::serve_metrics(listener, async {
+        let metrics_server = metrics_listener.map(|listener| {
+            tokio::spawn(crate::telemetry::serve_metrics(listener, async {
                 let _ = metrics_stopped.await;
-            }))),
-            None => None,
-        };
+            }))
+        });
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -160,10 +163,11 @@ impl App {
         let verification =
             VerificationServiceServer::new(VerificationApi::new(shared.clone())).max_decoding_message_size(max_msg);
         let registry = RegistryServiceServer::new(RegistryApi::new(shared.clone())).max_decoding_message_size(max_msg);
+        let audit = AuditServiceServer::new(AuditApi::new(shared.clone())).max_decoding_message_size(max_msg);
 
         tracing::info!(addr = %listener.local_addr()?, "safeguard serving");
         let mut server = Server::builder();
-        if let Some(tls) = tls_config(&settings)? {
+        if let Some(tls) = tls {
             server = server.tls_config(tls)?;
         }
         let result = server
@@ -178,6 +182,7 @@ impl App {
             .add_service(reflection_v1alpha)
             .add_service(verification)
             .add_service(registry)
+            .add_service(audit)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");
@@ -191,10 +196,10 @@ impl App {
         // queue, and the writer drains it before it stops.
         drop(shared);
         let mut recorder_tasks = recorder_tasks.into_iter();
-        if let Some(writer) = recorder_tasks.next() {
-            if tokio::time::timeout(std::time::Duration::from_secs(10), writer).await.is_err() {
-                tracing::error!("decision records were still being written at shutdown");
-            }
+        if let Some(writer) = recorder_tasks.next()
+            && tokio::time::timeout(std::time::Duration::from_secs(10), writer).await.is_err()
+        {
+            tracing::error!("decision records were still being written at shutdown");
         }
         recorder_tasks.for_each(|t| t.abort());
         let _ = metrics_stop.send(());

@@ -1,6 +1,6 @@
-//! Operator commands over the registry database: `import`, `export` and `generate`. They work on
-//! the database directly (no server needed) through the same [`Store`] writes the gRPC API uses, so
-//! every import is an ordinary, hash-chained registry write that running replicas follow.
+//! Operator commands over the registry database: `import`, `export`, `generate` and `register`.
+//! They work on the database directly (no server needed) through the same [`Store`] writes the gRPC
+//! API uses, so every import is an ordinary, hash-chained registry write that running replicas follow.
 //!
 //! # The import formats
 //! One row is a seller or an attestation (a contract), named by its `type`; the fields are the
@@ -44,6 +44,7 @@ mod format;
 mod generate;
 mod import;
 mod read;
+mod register;
 mod write;
 
 use std::io::{BufWriter, IsTerminal as _, Write};
@@ -55,6 +56,7 @@ pub use export::{ExportSummary, export_store};
 pub use format::{Format, Record, format_time, parse_time};
 pub use generate::{GenerateOptions, GenerateSummary, generate};
 pub use import::{BATCH, ImportOptions, ImportReport, RowError, import_file};
+pub use register::{REGISTER_COLUMNS, RegisterArgs, RegisterFormat, RegisterSummary, register, run_register};
 pub use write::RecordWriter;
 
 use crate::config::Settings;

@@ -7,7 +7,7 @@ use crate::domain::{Clause, DataCategory, Purpose, SellerRole, SellerStatus};
 
 /// Writes records in one format; the output reads back to the same records.
 pub enum RecordWriter<W: Write> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Jsonl(W),
 }
 
@@ -18,7 +18,7 @@ impl<W: Write> RecordWriter<W> {
             Format::Csv => {
                 let mut w = csv::WriterBuilder::new().from_writer(out);
                 w.write_record(CSV_HEADER).map_err(io::Error::other)?;
-                Self::Csv(w)
+                Self::Csv(Box::new(w))
             }
             Format::Jsonl => Self::Jsonl(out),
         })

@@ -27,8 +27,6 @@ use crate::error::{Error, Result};
 use crate::pb::v1 as pb;
 use crate::pb::v1::audit_service_server::AuditService;
 
-pub use report::register_stream;
-
 /// Largest page of ListRegistryEvents and ListDecisions.
 pub const MAX_PAGE_SIZE: i32 = 1000;
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -187,8 +185,7 @@ impl AuditService for AuditApi {
     }
 }
 
-impl From<Violations> for Error {
-    fn from(v: Violations) -> Self {
-        Error::Invalid(v.into_vec())
-    }
+/// Every violation collected, or nothing.
+fn done(v: Violations) -> Result<()> {
+    if v.is_empty() { Ok(()) } else { Err(Error::Invalid(v.into_vec())) }
 }

@@ -1,6 +1,7 @@
 //! Thin gRPC adapters: convert proto to domain at the edge, call the snapshot or the store, convert
 //! back, and map errors to status codes in one place ([`crate::error`]).
 
+mod audit;
 pub mod convert;
 mod oversight;
 mod registry;
@@ -9,6 +10,7 @@ mod verification;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use audit::AuditApi;
 pub use registry::RegistryApi;
 pub use verification::VerificationApi;
 

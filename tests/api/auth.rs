@@ -198,6 +198,7 @@ async fn valid_tokens_of_every_configured_algorithm_are_accepted() {
             // Within the 30 s clock-skew leeway.
             ("HS256 expired 5 s ago", hs256(secret, &claims_with("exp", json!(t - 5)))),
             ("HS256 nbf 5 s ahead", hs256(secret, &claims_with("nbf", json!(t + 5)))),
+            ("HS256 with aud as an array", hs256(secret, &claims_with("aud", json!(["other", "safeguard"])))),
             ("HS256 with an unknown role beside checkout", {
                 hs256(secret, &claims_with("roles", json!(["superuser", "checkout"])))
             }),

@@ -8,6 +8,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod audit;
 mod auth;
 mod cli;
 mod convert_props;

@@ -168,7 +168,7 @@ pub fn compliance<'a>(
     }
     out.missing_clauses = missing.into_iter().collect();
     // Stable: equal counts stay in clause (proto) order.
-    out.missing_clauses.sort_by(|a, b| b.1.cmp(&a.1));
+    out.missing_clauses.sort_by_key(|(_, sellers)| std::cmp::Reverse(*sellers));
     out.expiring
         .sort_by(|a, b| (a.expire, &a.seller_id, &a.attestation_id).cmp(&(b.expire, &b.seller_id, &b.attestation_id)));
     out

@@ -13,8 +13,6 @@ use crate::domain::{
     SellerStatus, Set, Timestamp, Vocab,
 };
 
-const DAY: i64 = 86_400;
-
 fn now() -> Timestamp {
     Timestamp::from_micros(1_767_225_600_000_000)
 }
@@ -126,8 +124,7 @@ fn chain(n: i64) -> Vec<(i64, String, String, String)> {
         .map(|revision| {
             let payload = format!("{{\"n\":{revision}}}");
             let hash = event_hash(&prev, &fields(revision, &payload));
-            let row = (revision, payload, std::mem::replace(&mut prev, hash.clone()), hash);
-            row
+            (revision, payload, std::mem::replace(&mut prev, hash.clone()), hash)
         })
         .collect()
 }
