@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use super::entities::{attestation, seller};
@@ -238,7 +238,17 @@ impl Store {
         let named: Vec<&str> = named.into_iter().collect();
         // Kept current through the batch: an update replaces its entry, a creation adds one.
         let mut sellers = find_sellers(&w, &named).await?;
-        let mut documents = find_documents(&w, &named).await?;
+        // Only a seller the database already holds can have attested documents there.
+        let attested: Vec<(&str, &str)> = items
+            .iter()
+            .filter_map(|(_, item)| match item {
+                ImportItem::Attestation(f) if sellers.contains_key(&f.seller_id) => {
+                    Some((f.seller_id.as_str(), f.document_sha256.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut documents = find_documents(&w, &attested).await?;
         let mut new_sellers = Vec::new();
         let mut new_atts = Vec::new();
         // Sellers created earlier in this same batch.
@@ -317,19 +327,29 @@ async fn find_sellers(w: &WriteTx<'_>, ids: &[&str]) -> Result<HashMap<SellerId,
     Ok(found)
 }
 
-/// The (seller id, document SHA-256) pairs already attested for the sellers among `ids`.
-async fn find_documents(w: &WriteTx<'_>, ids: &[&str]) -> Result<HashSet<(String, String)>> {
+/// Which of the (seller id, document SHA-256) `pairs` are attested already. One equality pair per
+/// OR term, so each is a lookup in the unique (seller_id, document_sha256) index: a `seller_id IN
+/// (…)` instead lets PostgreSQL, before its statistics catch up with a fast-growing table, choose
+/// a sequential scan per batch.
+async fn find_documents(w: &WriteTx<'_>, pairs: &[(&str, &str)]) -> Result<HashSet<(String, String)>> {
     let mut found = HashSet::new();
-    for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let pairs: Vec<(String, String)> = attestation::Entity::find()
+    for chunk in pairs.chunks(LOOKUP_CHUNK / 2) {
+        let any = chunk.iter().fold(Condition::any(), |any, (seller_id, document)| {
+            any.add(
+                Condition::all()
+                    .add(attestation::Column::SellerId.eq(*seller_id))
+                    .add(attestation::Column::DocumentSha256.eq(*document)),
+            )
+        });
+        let rows: Vec<(String, String)> = attestation::Entity::find()
             .select_only()
             .column(attestation::Column::SellerId)
             .column(attestation::Column::DocumentSha256)
-            .filter(attestation::Column::SellerId.is_in(chunk.iter().copied()))
+            .filter(any)
             .into_tuple()
             .all(w.tx())
             .await?;
-        found.extend(pairs);
+        found.extend(rows);
     }
     Ok(found)
 }
