@@ -3,7 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use super::entities::{attestation, seller};
@@ -299,11 +300,14 @@ impl Store {
                 }
             }
         }
-        for chunk in new_sellers.chunks(500) {
-            seller::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.tx()).await?;
+        // Moved into the statements chunk by chunk rather than cloned: a batch holds megabytes.
+        let mut new_sellers = new_sellers.into_iter().peekable();
+        while new_sellers.peek().is_some() {
+            seller::Entity::insert_many(new_sellers.by_ref().take(500)).exec_without_returning(w.tx()).await?;
         }
-        for chunk in new_atts.chunks(250) {
-            attestation::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.tx()).await?;
+        let mut new_atts = new_atts.into_iter().peekable();
+        while new_atts.peek().is_some() {
+            attestation::Entity::insert_many(new_atts.by_ref().take(250)).exec_without_returning(w.tx()).await?;
         }
         out.revision = w.commit::<()>(None).await?;
         Ok(out)
@@ -332,13 +336,17 @@ async fn find_sellers(w: &WriteTx<'_>, ids: &[&str]) -> Result<HashMap<SellerId,
 /// (…)` instead lets PostgreSQL, before its statistics catch up with a fast-growing table, choose
 /// a sequential scan per batch.
 async fn find_documents(w: &WriteTx<'_>, pairs: &[(&str, &str)]) -> Result<HashSet<(String, String)>> {
+    let postgres = w.tx().get_database_backend() == DbBackend::Postgres;
+    // PostgreSQL keeps the digest as char(64): compared with a text parameter, the column would be
+    // cast to text, which the index does not serve.
+    let document = |d: &str| if postgres { Expr::val(d).cast_as("bpchar") } else { Expr::val(d) };
     let mut found = HashSet::new();
     for chunk in pairs.chunks(LOOKUP_CHUNK / 2) {
-        let any = chunk.iter().fold(Condition::any(), |any, (seller_id, document)| {
+        let any = chunk.iter().fold(Condition::any(), |any, (seller_id, d)| {
             any.add(
                 Condition::all()
                     .add(attestation::Column::SellerId.eq(*seller_id))
-                    .add(attestation::Column::DocumentSha256.eq(*document)),
+                    .add(Expr::col((attestation::Entity, attestation::Column::DocumentSha256)).eq(document(d))),
             )
         });
         let rows: Vec<(String, String)> = attestation::Entity::find()

@@ -315,3 +315,48 @@ async fn imported_data_is_served_by_the_api(backend: Backend) {
     app.stop().await;
 }
 on_both!(imported_data_is_served_by_the_api);
+
+/// A re-import applies what changed: an updated seller is updated (twice in one batch: both apply,
+/// in file order), the rest is unchanged, and a document attested twice is attested once.
+async fn reimport_applies_changes_in_file_order(backend: Backend) {
+    let Some(mut db) = TestDb::new(backend).await else { return };
+    let settings = test_settings(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let header = "type,seller_id,legal_name,country,role,contact_email,privacy_contact";
+    let seller =
+        |id: &str, name: &str| format!("seller,{id},{name},DE,RECIPIENT,legal@{id}.example,privacy@{id}.example");
+    let first = [header.to_owned(), seller("u-1", "One GmbH"), seller("u-2", "Two GmbH"), seller("u-1", "One GmbH")];
+    let path = write(dir.path(), "1.csv", first.join("\n").as_bytes());
+    let r = cli::import(&settings, &path, &options(1000)).await.unwrap();
+    assert_eq!(lines_and_fields(&r), vec![(4, "seller_id")], "a seller twice in one batch: {:?}", r.errors);
+    assert_eq!(r.sellers_created, 2);
+
+    let doc = "d".repeat(64);
+    let contract = format!(
+        "attestation,u-2,,,,,,DPA-U2,{doc},{CLAUSES},ORDER_FULFILLMENT,RECIPIENT_NAME,2025-01-01T00:00:00Z,\
+         2025-01-01T00:00:00Z,2099-01-01T00:00:00Z,Jane Kim"
+    );
+    let columns = format!(
+        "{header},contract_ref,document_sha256,clauses,purposes,categories,signed_time,effective_time,expire_time,signatory"
+    );
+    let pad = |row: String| row + ",,,,,,,,,";
+    let second = [
+        columns,
+        pad(seller("u-1", "One Renamed GmbH")),
+        pad(seller("u-1", "One Final GmbH")),
+        pad(seller("u-2", "Two GmbH")),
+        contract.clone(),
+        contract,
+    ];
+    let path = write(dir.path(), "2.csv", second.join("\n").as_bytes());
+    let again = cli::import(&settings, &path, &options(1000)).await.unwrap();
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!((again.sellers_updated, again.sellers_unchanged), (2, 1));
+    assert_eq!((again.attestations_created, again.attestations_unchanged), (1, 1));
+    assert_eq!(again.revision, r.revision + 3);
+    let out = String::from_utf8(export(&settings, Format::Csv).await).unwrap();
+    assert!(out.contains("seller,u-1,One Final GmbH,DE,ACTIVE,"), "{out}");
+    assert_eq!(out.matches(&doc).count(), 1);
+    db.drop_now().await;
+}
+on_both!(reimport_applies_changes_in_file_order);
