@@ -5,7 +5,6 @@
 //! labels, and nothing is logged per call at info level.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -51,11 +50,6 @@ pub async fn serve_metrics(
         }),
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-}
-
-/// Where metrics are served.
-pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }
 
 /// Log output format.
