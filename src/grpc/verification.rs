@@ -45,27 +45,29 @@ impl VerificationApi {
         record_metrics(&decided.verdict);
         let version = &registry.policy().version;
         let decision_id = uuid::Uuid::now_v7().to_string();
-        let response = convert::pb_decision(req, &decided, version, decision_id.clone());
         let log = &self.shared.decisions;
-        if log.wants(decided.verdict.decision) {
-            let v = decided.verdict;
-            log.record(DecisionRecord {
-                decision_id,
-                time: decided.now,
-                caller: caller.to_owned(),
-                seller_id: Some(req.seller_id.clone()),
-                purpose: Some(req.purpose),
-                basis: req.basis,
-                basis_evidence_ref: req.basis_evidence_ref.clone(),
-                categories: req.categories.clone(),
-                decision: Some(v.decision),
-                allowed: v.allowed,
-                outcome: RecordedReasons { denied: v.denied, reasons: v.reasons },
-                revision: decided.revision,
-                policy_version: version.clone(),
-                lost_records: 0,
-            });
+        if !log.wants(decided.verdict.decision) {
+            // Nothing to record: no copy of the id or of the verdict is made.
+            return convert::pb_decision(req, &decided, version, decision_id);
         }
+        let response = convert::pb_decision(req, &decided, version, decision_id.clone());
+        let v = decided.verdict;
+        log.record(DecisionRecord {
+            decision_id,
+            time: decided.now,
+            caller: caller.to_owned(),
+            seller_id: Some(req.seller_id.clone()),
+            purpose: Some(req.purpose),
+            basis: req.basis,
+            basis_evidence_ref: req.basis_evidence_ref.clone(),
+            categories: req.categories.clone(),
+            decision: Some(v.decision),
+            allowed: v.allowed,
+            outcome: RecordedReasons { denied: v.denied, reasons: v.reasons },
+            revision: decided.revision,
+            policy_version: version.clone(),
+            lost_records: 0,
+        });
         response
     }
 }
