@@ -7,6 +7,10 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-env-changed=PROTOC");
+    // Several checkouts (git worktrees) may share one target directory, where they share this
+    // script's output too; a change of the directory cargo runs in regenerates it, so a checkout
+    // never compiles against another's protos.
+    println!("cargo:rerun-if-env-changed=PWD");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let mut config = tonic_prost_build::Config::new();

@@ -17,6 +17,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub snapshot: SnapshotSettings,
+    pub registry: RegistrySettings,
     pub policy: PolicySettings,
     pub auth: AuthSettings,
     pub metrics: MetricsSettings,
@@ -222,8 +223,27 @@ pub struct DatabaseSettings {
 pub struct SnapshotSettings {
     /// How often the snapshot polls the event log (writes through this replica wake it at once).
     pub poll_interval_ms: u64,
-    /// Older than this without a successful sync, every decision is DENY REGISTRY_STALE.
+    /// Older than this without a successful sync, every decision is DENY REGISTRY_STALE. Measured
+    /// on the monotonic clock, so a step of the system clock neither hides nor fakes staleness.
     pub max_staleness_ms: u64,
+    /// The wall clock decisions are judged by: the system clock, which only tests step.
+    #[serde(skip)]
+    pub clock: crate::clock::WallClock,
+}
+
+/// Registry writes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// How long a write's `request_id` is remembered: a retry within it is answered as the first time,
+    /// a retry after it is a new write. Expired keys are pruned in batches.
+    pub request_id_window_s: u64,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self { request_id_window_s: 7 * 86_400 }
+    }
 }
 
 /// The transfer policy.
@@ -262,7 +282,7 @@ impl Default for DatabaseSettings {
 
 impl Default for SnapshotSettings {
     fn default() -> Self {
-        Self { poll_interval_ms: 250, max_staleness_ms: 30_000 }
+        Self { poll_interval_ms: 250, max_staleness_ms: 30_000, clock: crate::clock::WallClock::default() }
     }
 }
 
@@ -319,6 +339,7 @@ impl Settings {
             ("decisions.batch_size", self.decisions.batch_size as u64),
             ("decisions.retention_days", u64::from(self.decisions.retention_days)),
             ("decisions.prune_interval_s", self.decisions.prune_interval_s),
+            ("registry.request_id_window_s", self.registry.request_id_window_s),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -2,7 +2,8 @@
 //!
 //! - VerificationService (and the overall status) is SERVING while the snapshot is within the
 //!   configured maximum staleness — even with the database down, because decisions come from memory;
-//!   past it every decision is DENY REGISTRY_STALE and a load balancer should prefer another replica.
+//!   past it, or once the log was found damaged, every decision is DENY REGISTRY_STALE and a load
+//!   balancer should prefer another replica.
 //! - RegistryService is SERVING only while the database answers: every registry call needs it.
 
 use std::sync::Arc;
@@ -45,17 +46,17 @@ pub async fn set_all(reporter: &HealthReporter, verification: bool, registry: bo
 }
 
 /// Refreshes health and gauges until aborted.
-pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Registry>, max_staleness: Duration) {
+pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Registry>) {
     let mut tick = 0u32;
     loop {
         let head = tokio::time::timeout(INTERVAL, store.head()).await;
         let db_ok = matches!(head, Ok(Ok(_)));
-        let fresh = registry.staleness(Timestamp::now()) <= max_staleness;
+        let fresh = registry.is_fresh();
         set_all(&reporter, fresh, db_ok).await;
 
         let snapshot = registry.snapshot();
         metrics::gauge!("safeguard_snapshot_revision").set(snapshot.revision as f64);
-        metrics::gauge!("safeguard_snapshot_staleness_seconds").set(registry.staleness(Timestamp::now()).as_secs_f64());
+        metrics::gauge!("safeguard_snapshot_staleness_seconds").set(registry.staleness().as_secs_f64());
         if let Ok(Ok((head, _))) = head {
             metrics::gauge!("safeguard_snapshot_lag_revisions").set((head - snapshot.revision).max(0) as f64);
         }

@@ -22,7 +22,7 @@ use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::registry_service_server::RegistryServiceServer;
 use crate::pb::v1::verification_service_server::VerificationServiceServer;
 use crate::recorder::{DecisionLog, RecorderOptions};
-use crate::snapshot::{Registry, Snapshot, spawn_follower};
+use crate::snapshot::{Registry, spawn_follower};
 use crate::store::{DbOptions, Store};
 
 fn recorder_options(settings: &Settings) -> RecorderOptions {
@@ -41,7 +41,8 @@ pub struct App {
     settings: Settings,
     listener: TcpListener,
     shared: Shared,
-    follower: JoinHandle<()>,
+    /// The follower and the request-id pruner: aborted at shutdown.
+    background: Vec<JoinHandle<()>>,
     recorder_tasks: Vec<JoinHandle<()>>,
     auth: AuthLayer,
     tls: Option<tonic::transport::ServerTlsConfig>,
@@ -78,7 +79,29 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
         max_connections: settings.database.max_connections,
         connect_timeout: ms(settings.database.connect_timeout_ms),
     };
-    Store::connect(&options).await.context("cannot connect to the database")
+    let store = Store::connect(&options).await.context("cannot connect to the database")?;
+    Ok(store.with_request_id_window(std::time::Duration::from_secs(settings.registry.request_id_window_s)))
+}
+
+/// How often expired request ids are pruned: a tenth of the window, at least every second and at
+/// most every hour, so the table stays within about 1.1 windows of writes.
+async fn prune_request_ids(store: Store) {
+    let every = |window: std::time::Duration| {
+        (window / 10).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600))
+    };
+    loop {
+        loop {
+            match store.prune_request_ids(crate::domain::Timestamp::now(), 1000).await {
+                Ok(1000..) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune expired request ids");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(every(store.request_id_window())).await;
+    }
 }
 
 impl App {
@@ -93,10 +116,21 @@ impl App {
         if settings.database.migrate_on_start {
             store.migrate().await.context("cannot apply migrations")?;
         }
-        let state = store.load_state().await.context("cannot load the registry")?;
-        tracing::info!(revision = state.revision, sellers = state.sellers.len(), policy = %policy.version, "registry loaded");
-        let registry = Registry::new(Snapshot::from_state(state), policy, ms(settings.snapshot.max_staleness_ms));
+        // The snapshot is the verified log folded, never the state tables: a table edited under the
+        // service cannot change a decision.
+        let (snapshot, broken) = crate::snapshot::load(&store).await.context("cannot load the registry")?;
+        tracing::info!(revision = snapshot.revision, sellers = snapshot.sellers.len(), policy = %policy.version, "registry loaded");
+        let registry = Registry::with_clock(
+            snapshot,
+            policy,
+            ms(settings.snapshot.max_staleness_ms),
+            settings.snapshot.clock.clone(),
+        );
+        if let Some((revision, problem)) = broken {
+            registry.halt(format!("registry log rejected at revision {revision}: {problem}"));
+        }
         let follower = spawn_follower(registry.clone(), store.clone(), ms(settings.snapshot.poll_interval_ms));
+        let pruner = tokio::spawn(prune_request_ids(store.clone()));
         let listener = TcpListener::bind(settings.server.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen_addr))?;
@@ -113,7 +147,8 @@ impl App {
         } else {
             None
         };
-        Ok(Self { settings, listener, shared, follower, recorder_tasks, auth, tls, metrics_listener })
+        let background = vec![follower, pruner];
+        Ok(Self { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener })
     }
 
     /// Where the server listens (the real port when configured with port 0).
@@ -133,18 +168,15 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { settings, listener, shared, follower, recorder_tasks, auth, tls, metrics_listener } = self;
+        let App { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener } = self;
         let max_msg = settings.server.max_message_bytes;
 
-        // The snapshot is loaded (build did it), so verification can serve from the first request.
+        // The snapshot is loaded (build did it), so verification can serve from the first request,
+        // unless the log it was loaded from could not be trusted.
         let (health, health_service) = tonic_health::server::health_reporter();
-        crate::health::set_all(&health, true, true).await;
-        let monitor = tokio::spawn(crate::health::monitor(
-            health.clone(),
-            shared.store.clone(),
-            shared.registry.clone(),
-            ms(settings.snapshot.max_staleness_ms),
-        ));
+        crate::health::set_all(&health, shared.registry.is_fresh(), true).await;
+        let monitor =
+            tokio::spawn(crate::health::monitor(health.clone(), shared.store.clone(), shared.registry.clone()));
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|listener| {
             tokio::spawn(crate::telemetry::serve_metrics(listener, async {
@@ -191,7 +223,7 @@ impl App {
                 crate::health::set_all(&health, false, false).await;
             })
             .await;
-        follower.abort();
+        background.iter().for_each(JoinHandle::abort);
         // Every acknowledged decision reaches the record: dropping the last sender closes the
         // queue, and the writer drains it before it stops.
         drop(shared);

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_registry;
 mod m20261128_000002_create_audit;
+mod m20261202_000002_scope_request_ids;
 
 /// Runs safeguard's migrations.
 pub struct Migrator;
@@ -14,6 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_create_registry::Migration), Box::new(m20261128_000002_create_audit::Migration)]
+        vec![
+            Box::new(m20261128_000001_create_registry::Migration),
+            Box::new(m20261128_000002_create_audit::Migration),
+            Box::new(m20261202_000002_scope_request_ids::Migration),
+        ]
     }
 }

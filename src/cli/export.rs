@@ -3,13 +3,11 @@
 //! import, which is exactly the fail-open mistake the registry exists to prevent. Revoked
 //! attestations remain in the database and its event log, which is where auditors read them.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use super::format::{Format, Record};
 use super::write::RecordWriter;
-use crate::domain::registry::Attestation;
-use crate::domain::{AttestationState, SellerId};
+use crate::domain::AttestationState;
 use crate::grpc::convert::{pb_attestation, pb_seller};
 use crate::store::{RegistryState, Store};
 
@@ -49,24 +47,18 @@ pub async fn export_store<W: Write + Send + 'static>(
 
 fn write_state<W: Write>(state: RegistryState, format: Format, out: W) -> anyhow::Result<(ExportSummary, W)> {
     let mut summary = ExportSummary { revision: state.revision, ..ExportSummary::default() };
-    let mut by_seller: HashMap<SellerId, Vec<Attestation>> = HashMap::new();
-    for a in state.attestations {
-        match a.state {
-            AttestationState::Active => by_seller.entry(a.seller_id.clone()).or_default().push(a),
-            AttestationState::Revoked => summary.revoked_skipped += 1,
-        }
-    }
-    let mut sellers = state.sellers;
-    sellers.sort_unstable_by(|a, b| a.seller_id.cmp(&b.seller_id));
+    let mut by_seller = state.attestations;
     let mut w = RecordWriter::new(format, out)?;
-    for seller in &sellers {
+    for seller in state.sellers.values() {
         w.write(&Record::Seller(pb_seller(seller)))?;
         summary.sellers += 1;
-        if let Some(mut atts) = by_seller.remove(&seller.seller_id) {
-            atts.sort_unstable_by_key(|a| a.revision);
-            for a in &atts {
-                w.write(&Record::Attestation(pb_attestation(a)))?;
-                summary.attestations += 1;
+        for a in by_seller.remove(&seller.seller_id).unwrap_or_default() {
+            match a.state {
+                AttestationState::Active => {
+                    w.write(&Record::Attestation(pb_attestation(&a)))?;
+                    summary.attestations += 1;
+                }
+                AttestationState::Revoked => summary.revoked_skipped += 1,
             }
         }
     }

@@ -62,7 +62,7 @@ impl Record {
     /// column names (`country`, `clauses[2]`).
     pub fn into_item(self) -> Result<ImportItem, Vec<Violation>> {
         match self {
-            Record::Seller(s) => convert::seller_fields(&s, "").map(ImportItem::Seller),
+            Record::Seller(s) => convert::seller_import(&s, "").map(ImportItem::Seller),
             Record::Attestation(a) => convert::attestation_fields(&a, "").map(ImportItem::Attestation),
         }
     }

@@ -77,9 +77,12 @@ pub async fn register<W: Write + Send + 'static>(
 ) -> anyhow::Result<(RegisterSummary, W)> {
     let policy = load_policy(settings)?;
     let store = connect_store(settings).await?;
-    let state = store.load_state().await.context("cannot load the registry")?;
+    let (snapshot, broken) = crate::snapshot::load(&store).await.context("cannot load the registry")?;
+    if let Some((revision, problem)) = broken {
+        anyhow::bail!("the registry log cannot be trusted from revision {revision}: {problem} (run VerifyAuditChain)");
+    }
     // Judging a large registry is CPU and file work: keep it off the async workers.
-    tokio::task::spawn_blocking(move || write_register(&Snapshot::from_state(state), &policy, now, format, out)).await?
+    tokio::task::spawn_blocking(move || write_register(&snapshot, &policy, now, format, out)).await?
 }
 
 /// Runs `safeguard register`.

@@ -2,6 +2,7 @@
 //! engine. Nothing here knows about gRPC or the database.
 
 pub mod chain;
+pub mod fold;
 pub mod ids;
 pub mod invalid;
 pub mod policy;

@@ -42,7 +42,7 @@ impl Seller {
 }
 
 /// The fields of a seller that legal writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SellerFields {
     pub seller_id: SellerId,
     pub legal_name: String,
@@ -54,7 +54,7 @@ pub struct SellerFields {
 }
 
 /// Which seller fields an update replaces, from the request's field mask.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SellerMask {
     pub legal_name: bool,
     pub country: bool,
@@ -65,14 +65,43 @@ pub struct SellerMask {
 }
 
 /// A validated UpdateSeller: the new values, which of them apply, and the etag the caller last saw.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SellerUpdate {
     pub fields: SellerFields,
     pub mask: SellerMask,
     pub etag: Option<String>,
 }
 
+/// What an UpdateSeller asked for: the masked fields' new values and the etag. A retry of the same
+/// update is the same request even when unmasked fields changed meanwhile.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestedUpdate<'a> {
+    pub seller_id: &'a SellerId,
+    pub legal_name: Option<&'a str>,
+    pub country: Option<&'a Country>,
+    pub status: Option<SellerStatus>,
+    pub role: Option<SellerRole>,
+    pub contact_email: Option<&'a str>,
+    pub privacy_contact: Option<&'a str>,
+    pub etag: Option<&'a str>,
+}
+
 impl SellerUpdate {
+    /// What the update asked for, for its idempotency key.
+    pub fn requested(&self) -> RequestedUpdate<'_> {
+        let (m, f) = (&self.mask, &self.fields);
+        RequestedUpdate {
+            seller_id: &f.seller_id,
+            legal_name: m.legal_name.then_some(f.legal_name.as_str()),
+            country: m.country.then_some(&f.country),
+            status: m.status.then_some(f.status),
+            role: m.role.then_some(f.role),
+            contact_email: m.contact_email.then_some(f.contact_email.as_str()),
+            privacy_contact: m.privacy_contact.then_some(f.privacy_contact.as_str()),
+            etag: self.etag.as_deref(),
+        }
+    }
+
     /// `current` with the masked fields replaced.
     pub fn apply(&self, current: &Seller) -> SellerFields {
         let (m, f) = (&self.mask, &self.fields);
@@ -115,7 +144,7 @@ pub struct Attestation {
 }
 
 /// The fields of an attestation that legal submits; the server assigns the rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttestationFields {
     pub seller_id: SellerId,
     pub contract_ref: String,
@@ -148,7 +177,7 @@ pub struct SuspensionOrder {
 }
 
 /// The fields of a suspension order that legal submits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SuspensionOrderFields {
     pub order_ref: String,
     pub scope: SuspensionScope,
@@ -171,7 +200,7 @@ pub struct Supervision {
 }
 
 /// The fields of supervision evidence that legal records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SupervisionFields {
     pub seller_id: SellerId,
     pub kind: SupervisionKind,
@@ -192,17 +221,77 @@ pub enum RegistryChange {
     SupervisionRecorded(Supervision),
 }
 
+/// The kind of a logged change: the one list of them, stored by name in `registry_events.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    SellerCreated,
+    SellerUpdated,
+    AttestationSubmitted,
+    AttestationRevoked,
+    SuspensionOrderCreated,
+    SuspensionOrderLifted,
+    SupervisionRecorded,
+}
+
+impl EventKind {
+    /// Every kind, in the order they were introduced.
+    pub const ALL: [EventKind; 7] = [
+        Self::SellerCreated,
+        Self::SellerUpdated,
+        Self::AttestationSubmitted,
+        Self::AttestationRevoked,
+        Self::SuspensionOrderCreated,
+        Self::SuspensionOrderLifted,
+        Self::SupervisionRecorded,
+    ];
+
+    /// The name stored in the log and shown to auditors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SellerCreated => "SELLER_CREATED",
+            Self::SellerUpdated => "SELLER_UPDATED",
+            Self::AttestationSubmitted => "ATTESTATION_SUBMITTED",
+            Self::AttestationRevoked => "ATTESTATION_REVOKED",
+            Self::SuspensionOrderCreated => "SUSPENSION_ORDER_CREATED",
+            Self::SuspensionOrderLifted => "SUSPENSION_ORDER_LIFTED",
+            Self::SupervisionRecorded => "SUPERVISION_RECORDED",
+        }
+    }
+
+    /// The kind stored under `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the kind changes a seller itself (its record, attestations or supervision evidence).
+    /// Suspension orders are the regulator's, not the seller's, and are kept apart in its history.
+    pub fn is_sellers_own(self) -> bool {
+        !matches!(self, Self::SuspensionOrderCreated | Self::SuspensionOrderLifted)
+    }
+
+    /// The names of the kinds that change a seller itself.
+    pub fn sellers_own_names() -> Vec<&'static str> {
+        Self::ALL.into_iter().filter(|k| k.is_sellers_own()).map(Self::name).collect()
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl RegistryChange {
     /// The event kind stored in the log.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> EventKind {
         match self {
-            Self::SellerCreated(_) => "SELLER_CREATED",
-            Self::SellerUpdated(_) => "SELLER_UPDATED",
-            Self::AttestationSubmitted(_) => "ATTESTATION_SUBMITTED",
-            Self::AttestationRevoked(_) => "ATTESTATION_REVOKED",
-            Self::SuspensionOrderCreated(_) => "SUSPENSION_ORDER_CREATED",
-            Self::SuspensionOrderLifted(_) => "SUSPENSION_ORDER_LIFTED",
-            Self::SupervisionRecorded(_) => "SUPERVISION_RECORDED",
+            Self::SellerCreated(_) => EventKind::SellerCreated,
+            Self::SellerUpdated(_) => EventKind::SellerUpdated,
+            Self::AttestationSubmitted(_) => EventKind::AttestationSubmitted,
+            Self::AttestationRevoked(_) => EventKind::AttestationRevoked,
+            Self::SuspensionOrderCreated(_) => EventKind::SuspensionOrderCreated,
+            Self::SuspensionOrderLifted(_) => EventKind::SuspensionOrderLifted,
+            Self::SupervisionRecorded(_) => EventKind::SupervisionRecorded,
         }
     }
 
@@ -233,16 +322,20 @@ impl RegistryChange {
 
     /// Rebuilds a change from a stored event's kind and payload.
     pub fn from_event(kind: &str, payload: &str) -> Result<Self, String> {
+        let kind = EventKind::parse(kind).ok_or_else(|| format!("unknown event kind {kind:?}"))?;
         let bad = |e: serde_json::Error| format!("event payload of kind {kind} does not parse: {e}");
         Ok(match kind {
-            "SELLER_CREATED" => Self::SellerCreated(serde_json::from_str(payload).map_err(bad)?),
-            "SELLER_UPDATED" => Self::SellerUpdated(serde_json::from_str(payload).map_err(bad)?),
-            "ATTESTATION_SUBMITTED" => Self::AttestationSubmitted(serde_json::from_str(payload).map_err(bad)?),
-            "ATTESTATION_REVOKED" => Self::AttestationRevoked(serde_json::from_str(payload).map_err(bad)?),
-            "SUSPENSION_ORDER_CREATED" => Self::SuspensionOrderCreated(serde_json::from_str(payload).map_err(bad)?),
-            "SUSPENSION_ORDER_LIFTED" => Self::SuspensionOrderLifted(serde_json::from_str(payload).map_err(bad)?),
-            "SUPERVISION_RECORDED" => Self::SupervisionRecorded(serde_json::from_str(payload).map_err(bad)?),
-            other => return Err(format!("unknown event kind {other}")),
+            EventKind::SellerCreated => Self::SellerCreated(serde_json::from_str(payload).map_err(bad)?),
+            EventKind::SellerUpdated => Self::SellerUpdated(serde_json::from_str(payload).map_err(bad)?),
+            EventKind::AttestationSubmitted => Self::AttestationSubmitted(serde_json::from_str(payload).map_err(bad)?),
+            EventKind::AttestationRevoked => Self::AttestationRevoked(serde_json::from_str(payload).map_err(bad)?),
+            EventKind::SuspensionOrderCreated => {
+                Self::SuspensionOrderCreated(serde_json::from_str(payload).map_err(bad)?)
+            }
+            EventKind::SuspensionOrderLifted => {
+                Self::SuspensionOrderLifted(serde_json::from_str(payload).map_err(bad)?)
+            }
+            EventKind::SupervisionRecorded => Self::SupervisionRecorded(serde_json::from_str(payload).map_err(bad)?),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The registry's history, replayed. Every event carries the whole entity after the change
 //! ([`RegistryChange`]), so folding a seller's events in revision order gives the seller exactly as it
-//! stood after any revision; the fold mirrors how the snapshot applies the same changes, so a decision
+//! stood after any revision. It is the same fold the snapshot applies ([`super::fold`]), so a decision
 //! replayed from it ([`SellerReplay::view`]) is the decision the service would have made then.
 //!
 //! Also here, because they are pure functions of stored data: the check of the hash chain
@@ -9,25 +9,10 @@
 pub mod compliance;
 
 use super::chain::{EventFields, GENESIS_HASH, event_hash};
+use super::fold::{self, FoldTarget, Folded, upsert};
 use super::ids::{SellerId, Timestamp};
 use super::registry::{Attestation, RegistryChange, Seller, SuspensionOrder};
 use super::verify::{Contract, OrderView, SellerView};
-
-/// Every event kind the log holds.
-pub const EVENT_KINDS: [&str; 7] = [
-    "SELLER_CREATED",
-    "SELLER_UPDATED",
-    "ATTESTATION_SUBMITTED",
-    "ATTESTATION_REVOKED",
-    "SUSPENSION_ORDER_CREATED",
-    "SUSPENSION_ORDER_LIFTED",
-    "SUPERVISION_RECORDED",
-];
-
-/// The kinds that change a seller itself: the seller record, its attestations, its supervision
-/// evidence. Suspension orders are the regulator's, not the seller's, and are kept apart.
-pub const SELLER_EVENT_KINDS: [&str; 5] =
-    ["SELLER_CREATED", "SELLER_UPDATED", "ATTESTATION_SUBMITTED", "ATTESTATION_REVOKED", "SUPERVISION_RECORDED"];
 
 /// One seller (and the suspension orders) folded from the log up to some revision.
 #[derive(Debug, Clone)]
@@ -45,6 +30,34 @@ pub struct SellerReplay {
     pub revision: i64,
 }
 
+impl FoldTarget for SellerReplay {
+    fn has_seller(&self, id: &SellerId) -> bool {
+        *id == self.seller_id && self.seller.is_some()
+    }
+
+    fn put_seller(&mut self, seller: &Seller) {
+        if seller.seller_id == self.seller_id {
+            self.seller = Some(seller.clone());
+        }
+    }
+
+    fn put_attestation(&mut self, a: &Attestation) {
+        upsert(&mut self.attestations, a.clone(), |x| x.attestation_id.clone());
+    }
+
+    fn put_order(&mut self, o: &SuspensionOrder) {
+        upsert(&mut self.orders, o.clone(), |x| x.order_id.clone());
+    }
+
+    fn last_supervision(&self, _: &SellerId) -> Option<Timestamp> {
+        self.last_supervision
+    }
+
+    fn set_last_supervision(&mut self, _: &SellerId, time: Timestamp) {
+        self.last_supervision = Some(time);
+    }
+}
+
 impl SellerReplay {
     /// Nothing applied yet.
     pub fn new(seller_id: SellerId) -> Self {
@@ -58,67 +71,32 @@ impl SellerReplay {
         }
     }
 
-    /// Applies one change, at `revision`. Changes of other sellers are ignored, as are attestations
-    /// and supervision evidence of a seller not yet created (the snapshot ignores them too: the log's
-    /// foreign keys make them impossible, so one would mean a corrupt log, and ignoring it fails
-    /// closed). Suspension orders of every scope are kept; [`SellerReplay::order_views`] gives them
-    /// to the engine, which matches scopes itself.
+    /// Applies one change, at `revision`, through the one fold ([`fold::apply`]). Changes of other
+    /// sellers are ignored. Suspension orders of every scope are kept; [`SellerReplay::order_views`]
+    /// gives them to the engine, which matches scopes itself.
     pub fn apply(&mut self, revision: i64, change: &RegistryChange) {
-        let mine = |id: &SellerId| *id == self.seller_id;
-        match change {
-            RegistryChange::SellerCreated(s) | RegistryChange::SellerUpdated(s) if mine(&s.seller_id) => {
-                self.seller = Some(s.clone());
-                self.revision = revision;
-            }
-            RegistryChange::AttestationSubmitted(a) | RegistryChange::AttestationRevoked(a)
-                if mine(&a.seller_id) && self.seller.is_some() =>
-            {
-                match self.attestations.iter_mut().find(|x| x.attestation_id == a.attestation_id) {
-                    Some(slot) => *slot = a.clone(),
-                    None => self.attestations.push(a.clone()),
-                }
-                self.revision = revision;
-            }
-            RegistryChange::SupervisionRecorded(s) if mine(&s.seller_id) && self.seller.is_some() => {
-                self.last_supervision = Some(self.last_supervision.map_or(s.time, |t| t.max(s.time)));
-                self.revision = revision;
-            }
-            RegistryChange::SuspensionOrderCreated(o) | RegistryChange::SuspensionOrderLifted(o) => {
-                match self.orders.iter_mut().find(|x| x.order_id == o.order_id) {
-                    Some(slot) => *slot = o.clone(),
-                    None => self.orders.push(o.clone()),
-                }
-            }
-            _ => {}
+        let mine = change.seller_id() == Some(&self.seller_id);
+        let own = change.kind().is_sellers_own();
+        if own && !mine {
+            return;
+        }
+        if fold::apply(self, change) == Folded::Applied && own {
+            self.revision = revision;
         }
     }
 
     /// The seller as the decision engine sees it; `None` if it did not exist.
     pub fn view(&self) -> Option<SellerView> {
         let s = self.seller.as_ref()?;
-        Some(SellerView {
-            seller_id: s.seller_id.clone(),
-            legal_name: s.legal_name.clone(),
-            privacy_contact: s.privacy_contact.clone(),
-            country: s.country,
-            status: s.status,
-            role: s.role,
-            contracts: self.attestations.iter().map(Contract::compile).collect(),
-            last_supervision: self.last_supervision,
-        })
+        let mut view = SellerView::of(s);
+        view.contracts = self.attestations.iter().map(Contract::compile).collect();
+        view.last_supervision = self.last_supervision;
+        Some(view)
     }
 
     /// The suspension orders as the decision engine reads them.
     pub fn order_views(&self) -> Vec<OrderView> {
-        self.orders
-            .iter()
-            .map(|o| OrderView {
-                scope: o.scope.clone(),
-                categories: o.categories.iter().copied().collect(),
-                effective: o.effective_time,
-                lifted: o.lifted,
-            })
-            .collect()
+        self.orders.iter().map(OrderView::of).collect()
     }
 }
 
@@ -165,6 +143,21 @@ impl ChainVerifier {
     /// A check starting at revision 1 from [`GENESIS_HASH`].
     pub fn new() -> Self {
         Self { next_revision: 1, prev_hash: GENESIS_HASH.to_owned(), checked: 0, broken: None }
+    }
+
+    /// A check that goes on from an event already trusted: `revision` with hash `hash`.
+    pub fn resume(revision: i64, hash: &str) -> Self {
+        Self { next_revision: revision + 1, prev_hash: hash.to_owned(), checked: 0, broken: None }
+    }
+
+    /// The first break found: its revision and what it looks like.
+    pub fn problem(&self) -> Option<(i64, &str)> {
+        self.broken.as_ref().map(|(r, p)| (*r, p.as_str()))
+    }
+
+    /// The hash of the last event checked intact (the starting hash before the first).
+    pub fn last_hash(&self) -> &str {
+        &self.prev_hash
     }
 
     /// The last revision checked intact; 0 before the first.

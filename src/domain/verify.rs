@@ -79,6 +79,22 @@ pub struct SellerView {
     pub last_supervision: Option<Timestamp>,
 }
 
+impl SellerView {
+    /// The view of a seller record, with no contracts and no supervision evidence yet.
+    pub fn of(s: &super::registry::Seller) -> Self {
+        Self {
+            seller_id: s.seller_id.clone(),
+            legal_name: s.legal_name.clone(),
+            privacy_contact: s.privacy_contact.clone(),
+            country: s.country,
+            status: s.status,
+            role: s.role,
+            contracts: Vec::new(),
+            last_supervision: None,
+        }
+    }
+}
+
 /// What a suspension order (PIPA 28-9) applies to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SuspensionScope {
@@ -97,6 +113,16 @@ pub struct OrderView {
 }
 
 impl OrderView {
+    /// The view of a suspension order.
+    pub fn of(o: &super::registry::SuspensionOrder) -> Self {
+        Self {
+            scope: o.scope.clone(),
+            categories: o.categories.iter().copied().collect(),
+            effective: o.effective_time,
+            lifted: o.lifted,
+        }
+    }
+
     fn matches(&self, seller: &SellerView) -> bool {
         match &self.scope {
             SuspensionScope::Seller(id) => *id == seller.seller_id,

@@ -283,3 +283,14 @@ pub fn pb_decision(
         decision_time: pb_time(d.now),
     }
 }
+
+/// A seller item of an import: as [`seller_fields`], but an UNSPECIFIED status means "keep the
+/// existing seller's status" rather than ACTIVE, and an etag, when given, must be current.
+pub fn seller_import(s: &pb::Seller, prefix: &str) -> Result<crate::store::SellerImport, Vec<Violation>> {
+    let fields = seller_fields(s, prefix)?;
+    Ok(crate::store::SellerImport {
+        fields,
+        status_given: s.status != 0,
+        etag: (!s.etag.is_empty()).then(|| s.etag.clone()),
+    })
+}

@@ -93,7 +93,7 @@ fn import_item(req: pb::ImportSellersRequest, index: i64) -> Result<ImportItem, 
     };
     match req.item {
         Some(pb::import_sellers_request::Item::Seller(s)) => {
-            convert::seller_fields(&s, "seller").map(ImportItem::Seller).map_err(as_rows)
+            convert::seller_import(&s, "seller").map(ImportItem::Seller).map_err(as_rows)
         }
         Some(pb::import_sellers_request::Item::Attestation(a)) => {
             convert::attestation_fields(&a, "attestation").map(ImportItem::Attestation).map_err(as_rows)

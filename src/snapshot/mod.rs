@@ -9,141 +9,141 @@
 mod follower;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-pub use follower::{spawn_follower, sync_once};
+pub use follower::{load, spawn_follower, sync_once};
 
-use crate::domain::registry::{Attestation, RegistryChange, Seller, Supervision, SuspensionOrder};
+use crate::clock::WallClock;
+use crate::domain::chain::GENESIS_HASH;
+use crate::domain::fold::{self, FoldTarget};
+use crate::domain::registry::{Attestation, Seller, SuspensionOrder};
 use crate::domain::verify::{Context, Contract, Decided, OrderView, SellerView, VerifyRequest, decide};
 use crate::domain::{Policy, SellerId, Timestamp};
 use crate::error::{Error, Result};
-use crate::store::RegistryState;
 
-/// One immutable version of the registry.
-#[derive(Clone, Default)]
+/// One immutable version of the registry: the verified event log folded up to `revision`.
+#[derive(Clone)]
 pub struct Snapshot {
     pub revision: i64,
+    /// The hash of the event at `revision` (the genesis hash before the first): the next event must
+    /// link to it, or the follower stops.
+    pub hash: String,
     pub sellers: imbl::HashMap<SellerId, Arc<SellerView>>,
     /// Every suspension order, as the engine reads them (few: rebuilt on each order change).
     pub orders: Arc<Vec<OrderView>>,
     orders_by_id: imbl::HashMap<String, OrderView>,
 }
 
-impl Snapshot {
-    /// The snapshot of a loaded state.
-    pub fn from_state(state: RegistryState) -> Self {
-        let mut snap = Snapshot { revision: state.revision, ..Snapshot::default() };
-        for s in &state.sellers {
-            snap.put_seller(s);
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            revision: 0,
+            hash: GENESIS_HASH.to_owned(),
+            sellers: imbl::HashMap::new(),
+            orders: Arc::default(),
+            orders_by_id: imbl::HashMap::new(),
         }
-        for a in &state.attestations {
-            snap.put_attestation(a);
-        }
-        for o in &state.orders {
-            snap.put_order(o);
-        }
-        for s in &state.supervisions {
-            snap.put_supervision(s);
-        }
-        snap
     }
+}
 
-    /// Applies one change of the log, at `revision`.
-    pub fn apply(&mut self, revision: i64, change: &RegistryChange) {
-        match change {
-            RegistryChange::SellerCreated(s) | RegistryChange::SellerUpdated(s) => self.put_seller(s),
-            RegistryChange::AttestationSubmitted(a) | RegistryChange::AttestationRevoked(a) => self.put_attestation(a),
-            RegistryChange::SuspensionOrderCreated(o) | RegistryChange::SuspensionOrderLifted(o) => self.put_order(o),
-            RegistryChange::SupervisionRecorded(s) => self.put_supervision(s),
+impl Snapshot {
+    fn update_seller(&mut self, id: &SellerId, f: impl FnOnce(&mut SellerView)) {
+        if let Some(current) = self.sellers.get(id) {
+            let mut view = SellerView::clone(current);
+            f(&mut view);
+            self.sellers.insert(id.clone(), Arc::new(view));
         }
-        self.revision = revision;
+    }
+}
+
+impl FoldTarget for Snapshot {
+    fn has_seller(&self, id: &SellerId) -> bool {
+        self.sellers.contains_key(id)
     }
 
     fn put_seller(&mut self, s: &Seller) {
-        let (contracts, last_supervision) = match self.sellers.get(&s.seller_id) {
-            Some(v) => (v.contracts.clone(), v.last_supervision),
-            None => (Vec::new(), None),
-        };
-        let view = SellerView {
-            seller_id: s.seller_id.clone(),
-            legal_name: s.legal_name.clone(),
-            privacy_contact: s.privacy_contact.clone(),
-            country: s.country,
-            status: s.status,
-            role: s.role,
-            contracts,
-            last_supervision,
-        };
-        self.sellers.insert(s.seller_id.clone(), Arc::new(view));
-    }
-
-    fn put_order(&mut self, o: &SuspensionOrder) {
-        let view = OrderView {
-            scope: o.scope.clone(),
-            categories: o.categories.iter().copied().collect(),
-            effective: o.effective_time,
-            lifted: o.lifted,
-        };
-        self.orders_by_id.insert(o.order_id.clone(), view);
-        self.orders = Arc::new(self.orders_by_id.values().cloned().collect());
-    }
-
-    fn put_supervision(&mut self, s: &Supervision) {
-        let Some(current) = self.sellers.get(&s.seller_id) else { return };
-        if current.last_supervision.is_some_and(|t| t >= s.time) {
-            return;
+        let mut view = SellerView::of(s);
+        if let Some(current) = self.sellers.get(&s.seller_id) {
+            view.contracts.clone_from(&current.contracts);
+            view.last_supervision = current.last_supervision;
         }
-        let view = SellerView { last_supervision: Some(s.time), ..SellerView::clone(current) };
         self.sellers.insert(s.seller_id.clone(), Arc::new(view));
     }
 
     fn put_attestation(&mut self, a: &Attestation) {
-        // The log's foreign key guarantees the seller came first; a change for an unknown seller
-        // would be a corrupt log, and ignoring it keeps the seller unknown: DENY, failing closed.
-        let Some(current) = self.sellers.get(&a.seller_id) else {
-            tracing::error!(attestation = %a.attestation_id, seller = %a.seller_id, "attestation for an unknown seller");
-            return;
-        };
-        let mut view = SellerView::clone(current);
         let contract = Contract::compile(a);
-        match view.contracts.iter_mut().find(|c| c.attestation_id == contract.attestation_id) {
-            Some(slot) => *slot = contract,
-            None => view.contracts.push(contract),
-        }
-        self.sellers.insert(a.seller_id.clone(), Arc::new(view));
+        self.update_seller(&a.seller_id, |view| {
+            fold::upsert(&mut view.contracts, contract, |c| c.attestation_id.clone())
+        });
+    }
+
+    fn put_order(&mut self, o: &SuspensionOrder) {
+        self.orders_by_id.insert(o.order_id.clone(), OrderView::of(o));
+        self.orders = Arc::new(self.orders_by_id.values().cloned().collect());
+    }
+
+    fn last_supervision(&self, id: &SellerId) -> Option<Timestamp> {
+        self.sellers.get(id).and_then(|v| v.last_supervision)
+    }
+
+    fn set_last_supervision(&mut self, id: &SellerId, time: Timestamp) {
+        self.update_seller(id, |view| view.last_supervision = Some(time));
     }
 }
 
 /// The shared handle to the in-memory registry and the policy it is judged by.
 pub struct Registry {
     current: ArcSwap<Snapshot>,
-    /// When the snapshot was last known to match the database (microseconds since the epoch).
-    synced_at: AtomicI64,
+    /// The monotonic clock's origin for `synced_at`.
+    epoch: Instant,
+    /// When the snapshot was last known to match the log, in nanoseconds since `epoch`. Monotonic:
+    /// stepping the system clock back cannot make an old sync look recent.
+    synced_at: AtomicU64,
+    /// Set when the log can no longer be trusted (a broken hash link, a log that does not extend
+    /// what was applied): every decision is then DENY REGISTRY_STALE until an operator acts.
+    halted: AtomicBool,
+    halt_reason: Mutex<Option<String>>,
     revision: watch::Sender<i64>,
     policy: Arc<Policy>,
     max_staleness: Duration,
+    clock: WallClock,
 }
 
 impl Registry {
-    /// A registry starting from `snapshot`, judged by `policy`.
+    /// A registry starting from `snapshot`, judged by `policy` on the system clock.
     pub fn new(snapshot: Snapshot, policy: Arc<Policy>, max_staleness: Duration) -> Arc<Self> {
+        Self::with_clock(snapshot, policy, max_staleness, WallClock::default())
+    }
+
+    /// A registry whose decisions read `clock`.
+    pub fn with_clock(snapshot: Snapshot, policy: Arc<Policy>, max_staleness: Duration, clock: WallClock) -> Arc<Self> {
         let (revision, _) = watch::channel(snapshot.revision);
         Arc::new(Self {
             current: ArcSwap::from_pointee(snapshot),
-            synced_at: AtomicI64::new(Timestamp::now().as_micros()),
+            epoch: Instant::now(),
+            synced_at: AtomicU64::new(0),
+            halted: AtomicBool::new(false),
+            halt_reason: Mutex::new(None),
             revision,
             policy,
             max_staleness,
+            clock,
         })
     }
 
     /// The policy decisions are made under.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The wall clock decisions are judged by.
+    pub fn clock(&self) -> &WallClock {
+        &self.clock
     }
 
     /// The revision of the current snapshot.
@@ -156,17 +156,49 @@ impl Registry {
         self.current.load_full()
     }
 
-    /// How long since the snapshot was last known to match the database.
-    pub fn staleness(&self, now: Timestamp) -> Duration {
-        let micros = now.as_micros().saturating_sub(self.synced_at.load(Ordering::Relaxed));
-        Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+    fn since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Publishes a new version (the follower's job).
-    fn publish(&self, snapshot: Snapshot, synced_at: Timestamp) {
+    /// How long since the snapshot was last known to match the log, on the monotonic clock.
+    pub fn staleness(&self) -> Duration {
+        let now = self.since_epoch(Instant::now());
+        Duration::from_nanos(now.saturating_sub(self.synced_at.load(Ordering::Acquire)))
+    }
+
+    /// Whether decisions are being made: not halted, and within the maximum staleness.
+    pub fn is_fresh(&self) -> bool {
+        !self.halted.load(Ordering::Acquire) && self.staleness() <= self.max_staleness
+    }
+
+    /// Stops every decision (DENY REGISTRY_STALE, health NOT_SERVING) because the log cannot be
+    /// trusted; the first reason is kept and logged at error. Only a restart, after an operator has
+    /// looked at the evidence, clears it.
+    pub fn halt(&self, reason: String) {
+        let Ok(mut slot) = self.halt_reason.lock() else { return self.halted.store(true, Ordering::Release) };
+        if slot.is_none() {
+            tracing::error!(%reason, revision = self.revision(), "registry halted: every decision is DENY REGISTRY_STALE until an operator acts");
+            *slot = Some(reason);
+        }
+        self.halted.store(true, Ordering::Release);
+    }
+
+    /// Why decisions are halted, if they are.
+    pub fn halted(&self) -> Option<String> {
+        if !self.halted.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.halt_reason.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| "halted".to_owned()))
+    }
+
+    /// Publishes a new version (the follower's job); `synced_at` is when the log was read, if the
+    /// snapshot now holds all of it.
+    fn publish(&self, snapshot: Snapshot, synced_at: Option<Instant>) {
         let revision = snapshot.revision;
         self.current.store(Arc::new(snapshot));
-        self.synced_at.store(synced_at.as_micros(), Ordering::Relaxed);
+        if let Some(at) = synced_at {
+            self.mark_synced(at);
+        }
         self.revision.send_if_modified(|r| {
             let changed = *r != revision;
             *r = revision;
@@ -174,13 +206,9 @@ impl Registry {
         });
     }
 
-    fn synced_at(&self) -> i64 {
-        self.synced_at.load(Ordering::Relaxed)
-    }
-
-    /// Records that the database had nothing newer at `at`.
-    fn mark_synced(&self, at: Timestamp) {
-        self.synced_at.store(at.as_micros(), Ordering::Relaxed);
+    /// Records that the log had nothing newer than the snapshot when read at `at`.
+    fn mark_synced(&self, at: Instant) {
+        self.synced_at.fetch_max(self.since_epoch(at), Ordering::AcqRel);
     }
 
     /// Waits until the snapshot reaches `min_revision`, for at most `wait`.
@@ -197,14 +225,9 @@ impl Registry {
 
     /// Decides a request from memory: the hot path.
     pub fn verify(&self, req: &VerifyRequest) -> Decided {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let snap = self.current.load();
-        let ctx = Context {
-            policy: &self.policy,
-            orders: &snap.orders,
-            now,
-            stale: self.staleness(now) > self.max_staleness,
-        };
+        let ctx = Context { policy: &self.policy, orders: &snap.orders, now, stale: !self.is_fresh() };
         let seller = snap.sellers.get(req.seller_id.as_str()).map(|s| &**s);
         Decided { verdict: decide(&ctx, seller, req), revision: snap.revision, now }
     }

@@ -110,8 +110,12 @@ pub mod applied_request {
     #[sea_orm(table_name = "applied_requests")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
+        pub caller: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub rpc: String,
+        #[sea_orm(primary_key, auto_increment = false)]
         pub request_id: String,
-        pub kind: String,
+        pub digest: String,
         pub revision: i64,
         pub result: String,
         pub time: i64,

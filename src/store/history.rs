@@ -5,8 +5,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::event;
 use super::{Store, StoredEvent};
-use crate::domain::chain::EventFields;
-use crate::domain::replay::{ChainReport, ChainVerifier, LoggedEvent, SELLER_EVENT_KINDS};
+use crate::domain::registry::EventKind;
+use crate::domain::replay::{ChainReport, ChainVerifier};
 use crate::domain::{SellerId, Timestamp};
 use crate::error::Result;
 
@@ -54,7 +54,7 @@ impl Store {
     pub async fn seller_history(&self, id: &SellerId) -> Result<Vec<StoredEvent>> {
         let rows = event::Entity::find()
             .filter(event::Column::SellerId.eq(id.as_str()))
-            .filter(event::Column::Kind.is_in(SELLER_EVENT_KINDS))
+            .filter(event::Column::Kind.is_in(EventKind::sellers_own_names()))
             .order_by_asc(event::Column::Revision)
             .all(&self.db)
             .await?;
@@ -110,15 +110,7 @@ impl Store {
             }
             looked_again = false;
             for e in &events {
-                let fields = EventFields {
-                    revision: e.revision,
-                    time_micros: e.time.as_micros(),
-                    actor: &e.actor,
-                    kind: &e.kind,
-                    seller_id: &e.seller_id,
-                    payload: &e.payload,
-                };
-                if !verifier.check(&LoggedEvent { fields, prev_hash: &e.prev_hash, hash: &e.hash }) {
+                if !verifier.check(&e.logged()) {
                     let (revision, hash) = self.head().await?;
                     return Ok(verifier.finish(revision, &hash));
                 }

@@ -20,6 +20,30 @@ use crate::error::{Error, Result};
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 const INSERT_CHUNK: usize = 500;
 
+/// An idempotency key: a `request_id` as one caller sent it to one RPC, with a digest of what it
+/// asked for. Scoping by caller keeps two clients that both count from "1" apart; the digest tells
+/// a retry (same request) from a reuse (another request under the same id).
+#[derive(Debug, Clone)]
+pub struct RequestKey<'a> {
+    pub caller: &'a str,
+    pub rpc: &'static str,
+    pub id: &'a str,
+    /// SHA-256 (hex) of the request as validated.
+    pub digest: String,
+}
+
+impl<'a> RequestKey<'a> {
+    /// The key of `request` sent by `caller` to `rpc` with `id`; `None` without a request id.
+    pub fn new(caller: &'a str, rpc: &'static str, id: Option<&'a str>, request: &impl Serialize) -> Option<Self> {
+        use sha2::Digest;
+        let id = id?;
+        // Serialising plain validated structs cannot fail; an empty digest would only make a
+        // retry look like a reuse, which fails closed.
+        let bytes = serde_json::to_vec(request).unwrap_or_default();
+        Some(Self { caller, rpc, id, digest: hex::encode(sha2::Sha256::digest(&bytes)) })
+    }
+}
+
 /// One registry write in progress.
 pub struct WriteTx<'s> {
     tx: DatabaseTransaction,
@@ -91,7 +115,7 @@ impl<'s> WriteTx<'s> {
             revision,
             time_micros: self.time.as_micros(),
             actor: &self.actor,
-            kind: change.kind(),
+            kind: change.kind().name(),
             seller_id: change.seller_id().map_or("", SellerId::as_str),
             payload: &payload,
         };
@@ -100,7 +124,7 @@ impl<'s> WriteTx<'s> {
             revision: Val(revision),
             time: Val(fields.time_micros),
             actor: Val(self.actor.clone()),
-            kind: Val(change.kind().to_owned()),
+            kind: Val(change.kind().name().to_owned()),
             seller_id: Val(fields.seller_id.to_owned()),
             payload: Val(payload.clone()),
             prev_hash: Val(std::mem::replace(&mut self.hash, hash.clone())),
@@ -109,27 +133,34 @@ impl<'s> WriteTx<'s> {
         self.revision = revision;
     }
 
-    /// The stored result of an earlier write with `request_id`, if there was one.
-    pub async fn replayed<T: DeserializeOwned>(
-        &self,
-        request_id: Option<&str>,
-        kind: &str,
-    ) -> Result<Option<(T, i64)>> {
-        let Some(id) = request_id else { return Ok(None) };
-        let Some(prior) = applied_request::Entity::find_by_id(id.to_owned()).one(&self.tx).await? else {
+    /// The stored answer of an earlier write with the same idempotency key, if there was one in
+    /// the window. The same key with a different request is refused and writes nothing: answering
+    /// it with the first request's result would acknowledge a write that never happened.
+    pub async fn replayed<T: DeserializeOwned>(&self, key: Option<&RequestKey<'_>>) -> Result<Option<(T, i64)>> {
+        let Some(key) = key else { return Ok(None) };
+        let pk = (key.caller.to_owned(), key.rpc.to_owned(), key.id.to_owned());
+        let Some(prior) = applied_request::Entity::find_by_id(pk.clone()).one(&self.tx).await? else {
             return Ok(None);
         };
-        if prior.kind != kind {
-            return Err(Error::invalid("request_id", format!("was already used for a {} write", prior.kind)));
+        if prior.time < self.store.request_ids_expire_before(self.time).as_micros() {
+            // Expired but not yet pruned: the key is free again.
+            applied_request::Entity::delete_by_id(pk).exec(&self.tx).await?;
+            return Ok(None);
+        }
+        if prior.digest != key.digest {
+            return Err(Error::FailedPrecondition(format!(
+                "request_id {:?} was already used by this caller for a different {} request; use a new request_id for a new write",
+                key.id, key.rpc
+            )));
         }
         let result = serde_json::from_str(&prior.result)
-            .map_err(|e| Error::Internal(format!("stored result of request {id:?} does not parse: {e}")))?;
+            .map_err(|e| Error::Internal(format!("stored result of request {:?} does not parse: {e}", key.id)))?;
         Ok(Some((result, prior.revision)))
     }
 
     /// Stores the appended events, moves the head, records `request` (id, kind, result) and commits.
     /// Returns the revision the registry is at after the write.
-    pub async fn commit<T: Serialize>(self, request: Option<(&str, &str, &T)>) -> Result<i64> {
+    pub async fn commit<T: Serialize>(self, request: Option<(&RequestKey<'_>, &T)>) -> Result<i64> {
         let WriteTx { tx, _serial, store, revision, hash, time, events, .. } = self;
         let wrote = !events.is_empty();
         let mut events = events.into_iter().peekable();
@@ -145,11 +176,13 @@ impl<'s> WriteTx<'s> {
                 .exec(&tx)
                 .await?;
         }
-        if let Some((id, kind, result)) = request {
+        if let Some((key, result)) = request {
             let result = serde_json::to_string(result).map_err(|e| Error::Internal(e.to_string()))?;
             applied_request::Entity::insert(applied_request::ActiveModel {
-                request_id: Val(id.to_owned()),
-                kind: Val(kind.to_owned()),
+                caller: Val(key.caller.to_owned()),
+                rpc: Val(key.rpc.to_owned()),
+                request_id: Val(key.id.to_owned()),
+                digest: Val(key.digest.clone()),
                 revision: Val(revision),
                 result: Val(result),
                 time: Val(time.as_micros()),

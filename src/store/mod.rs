@@ -4,6 +4,7 @@
 
 mod decisions;
 mod entities;
+mod fold;
 mod history;
 mod log;
 mod oversight;
@@ -20,11 +21,14 @@ use sea_orm::{
 use tokio::sync::{Mutex, Notify};
 
 pub use decisions::DecisionFilter;
-use entities::{attestation, event, head, order, seller, supervision};
+use entities::{event, head, seller};
+pub(crate) use fold::apply_checked;
+pub use fold::{FoldedLog, RegistryState};
 pub use history::EventFilter;
-pub use writes::{ImportItem, ImportOutcome, ImportRowError};
+pub use log::RequestKey;
+pub use writes::{ImportItem, ImportOutcome, ImportRowError, SellerImport};
 
-use crate::domain::registry::{Attestation, Seller, Supervision, SuspensionOrder};
+use crate::domain::registry::{Attestation, Seller};
 use crate::domain::{Country, SellerId, SellerStatus, Timestamp, Vocab};
 use crate::error::{Error, Result};
 
@@ -33,6 +37,9 @@ impl From<DbErr> for Error {
         Error::Database(Box::new(e))
     }
 }
+
+/// How long request ids are remembered unless configured otherwise.
+pub const DEFAULT_REQUEST_ID_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -71,21 +78,13 @@ impl From<event::Model> for StoredEvent {
     }
 }
 
-/// The registry's whole current state at one revision: what the snapshot starts from.
-#[derive(Debug, Default)]
-pub struct RegistryState {
-    pub revision: i64,
-    pub sellers: Vec<Seller>,
-    pub attestations: Vec<Attestation>,
-    pub orders: Vec<SuspensionOrder>,
-    pub supervisions: Vec<Supervision>,
-}
-
 /// The registry database.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
     write_serial: Arc<Mutex<()>>,
+    /// How long a write's request id is remembered.
+    request_id_window: Duration,
     committed: Arc<Notify>,
 }
 
@@ -105,7 +104,52 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(opts).await?;
-        Ok(Self { db, write_serial: Arc::new(Mutex::new(())), committed: Arc::new(Notify::new()) })
+        Ok(Self {
+            db,
+            write_serial: Arc::new(Mutex::new(())),
+            request_id_window: DEFAULT_REQUEST_ID_WINDOW,
+            committed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Remembers request ids for `window` (default 7 days).
+    pub fn with_request_id_window(mut self, window: Duration) -> Self {
+        self.request_id_window = window;
+        self
+    }
+
+    /// How long request ids are remembered.
+    pub fn request_id_window(&self) -> Duration {
+        self.request_id_window
+    }
+
+    /// Keys recorded before this time, seen from `now`, have expired.
+    pub(crate) fn request_ids_expire_before(&self, now: Timestamp) -> Timestamp {
+        now.plus_seconds(-i64::try_from(self.request_id_window.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Deletes up to `batch` expired request ids; returns how many went. Batches keep each delete
+    /// short, so pruning never holds up writes.
+    pub async fn prune_request_ids(&self, now: Timestamp, batch: u64) -> Result<u64> {
+        use entities::applied_request;
+        let cutoff = self.request_ids_expire_before(now).as_micros();
+        let keys: Vec<(String, String, String)> = applied_request::Entity::find()
+            .select_only()
+            .column(applied_request::Column::Caller)
+            .column(applied_request::Column::Rpc)
+            .column(applied_request::Column::RequestId)
+            .filter(applied_request::Column::Time.lt(cutoff))
+            .limit(batch)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut deleted = 0;
+        let tx = self.db.begin().await?;
+        for key in keys {
+            deleted += applied_request::Entity::delete_by_id(key).exec(&tx).await?.rows_affected;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// Applies pending migrations.
@@ -160,40 +204,16 @@ impl Store {
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
-    /// The whole current state, read in one transaction so that it is exactly the state at the
-    /// revision it reports.
-    pub async fn load_state(&self) -> Result<RegistryState> {
-        let tx = self.db.begin().await?;
-        let revision = head::Entity::find_by_id(1).one(&tx).await?.map_or(0, |h| h.revision);
-        let sellers = seller::Entity::find().all(&tx).await?;
-        let attestations = attestation::Entity::find().all(&tx).await?;
-        let orders = order::Entity::find().order_by_asc(order::Column::Revision).all(&tx).await?;
-        let supervisions = supervision::Entity::find().all(&tx).await?;
-        tx.commit().await?;
-        Ok(RegistryState {
-            revision,
-            sellers: sellers.into_iter().map(rows::seller_from_row).collect::<Result<_>>()?,
-            attestations: attestations.into_iter().map(rows::attestation_from_row).collect::<Result<_>>()?,
-            orders: orders.into_iter().map(rows::order_from_row).collect::<Result<_>>()?,
-            supervisions: supervisions.into_iter().map(rows::supervision_from_row).collect::<Result<_>>()?,
-        })
-    }
-
-    /// A seller with its attestations (oldest first), and the revision they were read at.
+    /// A seller with its attestations (oldest first), and the revision they were read at: folded
+    /// from the seller's own events, so what legal and auditors are shown is what the log says.
     pub async fn get_seller(&self, id: &SellerId) -> Result<Option<(Seller, Vec<Attestation>, i64)>> {
         let tx = self.db.begin().await?;
         let revision = head::Entity::find_by_id(1).one(&tx).await?.map_or(0, |h| h.revision);
-        let Some(row) = seller::Entity::find_by_id(id.to_string()).one(&tx).await? else {
-            return Ok(None);
-        };
-        let atts = attestation::Entity::find()
-            .filter(attestation::Column::SellerId.eq(id.as_str()))
-            .order_by_asc(attestation::Column::Revision)
-            .all(&tx)
-            .await?;
+        let mut state = fold::fold_sellers(&tx, &[id.as_str()]).await?;
         tx.commit().await?;
-        let atts = atts.into_iter().map(rows::attestation_from_row).collect::<Result<_>>()?;
-        Ok(Some((rows::seller_from_row(row)?, atts, revision)))
+        let Some(seller) = state.sellers.remove(id) else { return Ok(None) };
+        let atts = state.attestations.remove(id).unwrap_or_default();
+        Ok(Some((seller, atts, revision)))
     }
 
     /// Up to `limit` sellers after `after` in seller-id order, filtered by country and status.

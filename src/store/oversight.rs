@@ -3,8 +3,10 @@
 
 use sea_orm::{EntityTrait, QueryOrder};
 
-use super::entities::{order, seller, supervision};
+use super::entities::{order, supervision};
+use super::log::RequestKey;
 use super::{Store, rows};
+use crate::domain::fold::FoldTarget;
 use crate::domain::registry::{RegistryChange, Supervision, SupervisionFields, SuspensionOrder, SuspensionOrderFields};
 use crate::domain::verify::SuspensionScope;
 use crate::error::{Error, Result};
@@ -17,13 +19,13 @@ impl Store {
         request_id: Option<&str>,
         fields: SuspensionOrderFields,
     ) -> Result<(SuspensionOrder, i64)> {
-        const KIND: &str = "CreateSuspensionOrder";
+        let key = RequestKey::new(actor, "CreateSuspensionOrder", request_id, &fields);
         let mut w = self.begin_write(actor).await?;
-        if let Some(prior) = w.replayed(request_id, KIND).await? {
+        if let Some(prior) = w.replayed(key.as_ref()).await? {
             return Ok(prior);
         }
         if let SuspensionScope::Seller(id) = &fields.scope
-            && seller::Entity::find_by_id(id.to_string()).one(w.tx()).await?.is_none()
+            && !w.fold_sellers(&[id.as_str()]).await?.has_seller(id)
         {
             return Err(Error::NotFound(format!("seller {id}")));
         }
@@ -42,7 +44,7 @@ impl Store {
         };
         order::Entity::insert(rows::order_to_row(&order)).exec_without_returning(w.tx()).await?;
         w.append(&RegistryChange::SuspensionOrderCreated(order.clone()));
-        let revision = w.commit(request_id.map(|id| (id, KIND, &order))).await?;
+        let revision = w.commit(key.as_ref().map(|k| (k, &order))).await?;
         Ok((order, revision))
     }
 
@@ -54,16 +56,22 @@ impl Store {
         order_id: &str,
         reason: &str,
     ) -> Result<(SuspensionOrder, i64)> {
-        const KIND: &str = "LiftSuspensionOrder";
+        let key = RequestKey::new(actor, "LiftSuspensionOrder", request_id, &(order_id, reason));
         let mut w = self.begin_write(actor).await?;
-        if let Some(prior) = w.replayed(request_id, KIND).await? {
+        if let Some(prior) = w.replayed(key.as_ref()).await? {
             return Ok(prior);
         }
-        let row = order::Entity::find_by_id(order_id.to_owned())
-            .one(w.tx())
+        let not_found = || Error::NotFound(format!("suspension order {order_id}"));
+        // The table says where the order is filed (under its seller, or under none for a country);
+        // the log says what it is.
+        let row = order::Entity::find_by_id(order_id.to_owned()).one(w.tx()).await?.ok_or_else(not_found)?;
+        let current = w
+            .fold_sellers(&[row.seller_id.as_str()])
             .await?
-            .ok_or_else(|| Error::NotFound(format!("suspension order {order_id}")))?;
-        let current = rows::order_from_row(row)?;
+            .orders
+            .into_iter()
+            .find(|o| o.order_id == order_id)
+            .ok_or_else(not_found)?;
         if current.lifted {
             return Err(Error::FailedPrecondition(format!("suspension order {order_id} is already lifted")));
         }
@@ -76,7 +84,7 @@ impl Store {
         };
         order::Entity::update(rows::order_to_row(&order)).exec(w.tx()).await?;
         w.append(&RegistryChange::SuspensionOrderLifted(order.clone()));
-        let revision = w.commit(request_id.map(|id| (id, KIND, &order))).await?;
+        let revision = w.commit(key.as_ref().map(|k| (k, &order))).await?;
         Ok((order, revision))
     }
 
@@ -94,12 +102,12 @@ impl Store {
         request_id: Option<&str>,
         fields: SupervisionFields,
     ) -> Result<(Supervision, i64)> {
-        const KIND: &str = "RecordSupervision";
+        let key = RequestKey::new(actor, "RecordSupervision", request_id, &fields);
         let mut w = self.begin_write(actor).await?;
-        if let Some(prior) = w.replayed(request_id, KIND).await? {
+        if let Some(prior) = w.replayed(key.as_ref()).await? {
             return Ok(prior);
         }
-        if seller::Entity::find_by_id(fields.seller_id.to_string()).one(w.tx()).await?.is_none() {
+        if !w.fold_sellers(&[fields.seller_id.as_str()]).await?.has_seller(&fields.seller_id) {
             return Err(Error::NotFound(format!("seller {}", fields.seller_id)));
         }
         let record = Supervision {
@@ -114,7 +122,7 @@ impl Store {
         };
         supervision::Entity::insert(rows::supervision_to_row(&record)).exec_without_returning(w.tx()).await?;
         w.append(&RegistryChange::SupervisionRecorded(record.clone()));
-        let revision = w.commit(request_id.map(|id| (id, KIND, &record))).await?;
+        let revision = w.commit(key.as_ref().map(|k| (k, &record))).await?;
         Ok((record, revision))
     }
 }

@@ -6,7 +6,7 @@ use sea_orm::ActiveValue::Set as Val;
 use super::entities::{attestation, order, seller, supervision};
 use crate::domain::registry::{Attestation, Seller, Supervision, SuspensionOrder};
 use crate::domain::verify::SuspensionScope;
-use crate::domain::{Country, DocumentSha256, SellerId, Timestamp, Vocab};
+use crate::domain::{Country, SellerId, Timestamp, Vocab};
 use crate::error::{Error, Result};
 
 fn corrupt(what: &str, key: &str, why: impl std::fmt::Display) -> Error {
@@ -55,29 +55,6 @@ pub fn seller_to_row(s: &Seller) -> seller::ActiveModel {
         create_time: Val(s.create_time.as_micros()),
         update_time: Val(s.update_time.as_micros()),
     }
-}
-
-pub fn attestation_from_row(m: attestation::Model) -> Result<Attestation> {
-    let key = m.attestation_id.as_str();
-    let what = "attestation";
-    Ok(Attestation {
-        attestation_id: m.attestation_id.clone(),
-        seller_id: SellerId::parse(&m.seller_id).map_err(|e| corrupt(what, key, e))?,
-        contract_ref: m.contract_ref.clone(),
-        document_sha256: DocumentSha256::parse(&m.document_sha256).map_err(|e| corrupt(what, key, e))?,
-        clauses: vocab_list(&m.clauses, what, key)?,
-        purposes: vocab_list(&m.purposes, what, key)?,
-        categories: vocab_list(&m.categories, what, key)?,
-        signed_time: Timestamp::from_micros(m.signed_time),
-        effective_time: Timestamp::from_micros(m.effective_time),
-        expire_time: Timestamp::from_micros(m.expire_time),
-        signatory: m.signatory.clone(),
-        retention_days: u32::try_from(m.retention_days).map_err(|e| corrupt(what, key, e))?,
-        state: vocab(&m.state, what, key)?,
-        revoke_reason: m.revoke_reason.clone(),
-        submitted_by: m.submitted_by.clone(),
-        revision: m.revision,
-    })
 }
 
 pub fn attestation_to_row(a: &Attestation) -> attestation::ActiveModel {
@@ -144,21 +121,6 @@ pub fn order_to_row(o: &SuspensionOrder) -> order::ActiveModel {
         created_by: Val(o.created_by.clone()),
         revision: Val(o.revision),
     }
-}
-
-pub fn supervision_from_row(m: supervision::Model) -> Result<Supervision> {
-    let key = m.supervision_id.as_str();
-    let what = "supervision";
-    Ok(Supervision {
-        supervision_id: m.supervision_id.clone(),
-        seller_id: SellerId::parse(&m.seller_id).map_err(|e| corrupt(what, key, e))?,
-        kind: vocab(&m.kind, what, key)?,
-        time: Timestamp::from_micros(m.time),
-        evidence_sha256: DocumentSha256::parse(&m.evidence_sha256).map_err(|e| corrupt(what, key, e))?,
-        note: m.note.clone(),
-        recorded_by: m.recorded_by.clone(),
-        revision: m.revision,
-    })
 }
 
 pub fn supervision_to_row(s: &Supervision) -> supervision::ActiveModel {

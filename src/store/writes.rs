@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 
 use super::entities::{attestation, seller};
-use super::log::WriteTx;
+use super::log::{RequestKey, WriteTx};
 use super::{Store, rows};
+use crate::domain::fold::FoldTarget;
 use crate::domain::registry::{Attestation, AttestationFields, RegistryChange, Seller, SellerFields, SellerUpdate};
 use crate::domain::{AttestationState, SellerId, Violation};
 use crate::error::{Error, Result};
@@ -17,8 +17,19 @@ use crate::error::{Error, Result};
 /// One item of a bulk import.
 #[derive(Debug, Clone)]
 pub enum ImportItem {
-    Seller(SellerFields),
+    Seller(SellerImport),
     Attestation(AttestationFields),
+}
+
+/// A seller as an import names it. A routine re-import must not undo legal's decisions, so an item
+/// without a status keeps an existing seller's own (a new seller starts ACTIVE); only an explicit
+/// status changes it. An item that carries an etag applies only to that version of the seller.
+#[derive(Debug, Clone)]
+pub struct SellerImport {
+    pub fields: SellerFields,
+    /// Whether the item named a status (`fields.status` is ACTIVE otherwise).
+    pub status_given: bool,
+    pub etag: Option<String>,
 }
 
 /// One item of an import that was not applied.
@@ -87,18 +98,6 @@ fn new_attestation(fields: AttestationFields, w: &WriteTx<'_>) -> Attestation {
     }
 }
 
-async fn find_seller(w: &WriteTx<'_>, id: &SellerId) -> Result<Option<Seller>> {
-    seller::Entity::find_by_id(id.to_string()).one(w.tx()).await?.map(rows::seller_from_row).transpose()
-}
-
-async fn find_attestation_by_document(w: &WriteTx<'_>, f: &AttestationFields) -> Result<Option<attestation::Model>> {
-    Ok(attestation::Entity::find()
-        .filter(attestation::Column::SellerId.eq(f.seller_id.as_str()))
-        .filter(attestation::Column::DocumentSha256.eq(f.document_sha256.as_str()))
-        .one(w.tx())
-        .await?)
-}
-
 impl Store {
     /// Registers a new seller.
     pub async fn create_seller(
@@ -107,18 +106,18 @@ impl Store {
         request_id: Option<&str>,
         fields: SellerFields,
     ) -> Result<(Seller, i64)> {
-        const KIND: &str = "CreateSeller";
+        let key = RequestKey::new(actor, "CreateSeller", request_id, &fields);
         let mut w = self.begin_write(actor).await?;
-        if let Some(prior) = w.replayed(request_id, KIND).await? {
+        if let Some(prior) = w.replayed(key.as_ref()).await? {
             return Ok(prior);
         }
-        if find_seller(&w, &fields.seller_id).await?.is_some() {
+        if w.fold_sellers(&[fields.seller_id.as_str()]).await?.has_seller(&fields.seller_id) {
             return Err(Error::AlreadyExists(format!("seller {}", fields.seller_id)));
         }
         let seller = new_seller(fields, &w);
         seller::Entity::insert(rows::seller_to_row(&seller)).exec_without_returning(w.tx()).await?;
         w.append(&RegistryChange::SellerCreated(seller.clone()));
-        let revision = w.commit(request_id.map(|id| (id, KIND, &seller))).await?;
+        let revision = w.commit(key.as_ref().map(|k| (k, &seller))).await?;
         Ok((seller, revision))
     }
 
@@ -129,13 +128,14 @@ impl Store {
         request_id: Option<&str>,
         update: SellerUpdate,
     ) -> Result<(Seller, i64)> {
-        const KIND: &str = "UpdateSeller";
+        let key = RequestKey::new(actor, "UpdateSeller", request_id, &update.requested());
         let mut w = self.begin_write(actor).await?;
-        if let Some(prior) = w.replayed(request_id, KIND).await? {
+        if let Some(prior) = w.replayed(key.as_ref()).await? {
             return Ok(prior);
         }
         let id = &update.fields.seller_id;
-        let current = find_seller(&w, id).await?.ok_or_else(|| Error::NotFound(format!("seller {id}")))?;
+        let mut state = w.fold_sellers(&[id.as_str()]).await?;
+        let current = state.sellers.remove(id).ok_or_else(|| Error::NotFound(format!("seller {id}")))?;
         if let Some(etag) = &update.etag
             && *etag != current.etag()
         {
@@ -153,7 +153,7 @@ impl Store {
             w.append(&RegistryChange::SellerUpdated(seller.clone()));
             seller
         };
-        let revision = w.commit(request_id.map(|id| (id, KIND, &seller))).await?;
+        let revision = w.commit(key.as_ref().map(|k| (k, &seller))).await?;
         Ok((seller, revision))
     }
 
@@ -164,15 +164,16 @@ impl Store {
         request_id: Option<&str>,
         fields: AttestationFields,
     ) -> Result<(Attestation, i64)> {
-        const KIND: &str = "SubmitAttestation";
+        let key = RequestKey::new(actor, "SubmitAttestation", request_id, &fields);
         let mut w = self.begin_write(actor).await?;
-        if let Some(prior) = w.replayed(request_id, KIND).await? {
+        if let Some(prior) = w.replayed(key.as_ref()).await? {
             return Ok(prior);
         }
-        if find_seller(&w, &fields.seller_id).await?.is_none() {
+        let state = w.fold_sellers(&[fields.seller_id.as_str()]).await?;
+        if !state.has_seller(&fields.seller_id) {
             return Err(Error::NotFound(format!("seller {}", fields.seller_id)));
         }
-        if let Some(existing) = find_attestation_by_document(&w, &fields).await? {
+        if let Some(existing) = state.attestation_of_document(&fields.seller_id, &fields.document_sha256) {
             return Err(Error::AlreadyExists(format!(
                 "an attestation of document {} for seller {} (attestation {})",
                 fields.document_sha256.as_str(),
@@ -183,7 +184,7 @@ impl Store {
         let att = new_attestation(fields, &w);
         attestation::Entity::insert(rows::attestation_to_row(&att)).exec_without_returning(w.tx()).await?;
         w.append(&RegistryChange::AttestationSubmitted(att.clone()));
-        let revision = w.commit(request_id.map(|id| (id, KIND, &att))).await?;
+        let revision = w.commit(key.as_ref().map(|k| (k, &att))).await?;
         Ok((att, revision))
     }
 
@@ -195,16 +196,22 @@ impl Store {
         attestation_id: &str,
         reason: &str,
     ) -> Result<(Attestation, i64)> {
-        const KIND: &str = "RevokeAttestation";
+        let key = RequestKey::new(actor, "RevokeAttestation", request_id, &(attestation_id, reason));
         let mut w = self.begin_write(actor).await?;
-        if let Some(prior) = w.replayed(request_id, KIND).await? {
+        if let Some(prior) = w.replayed(key.as_ref()).await? {
             return Ok(prior);
         }
-        let row = attestation::Entity::find_by_id(attestation_id.to_owned())
-            .one(w.tx())
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("attestation {attestation_id}")))?;
-        let current = rows::attestation_from_row(row)?;
+        let not_found = || Error::NotFound(format!("attestation {attestation_id}"));
+        // The table says whose attestation it is; the seller's log says what it is.
+        let row =
+            attestation::Entity::find_by_id(attestation_id.to_owned()).one(w.tx()).await?.ok_or_else(not_found)?;
+        let mut state = w.fold_sellers(&[row.seller_id.as_str()]).await?;
+        let current = state
+            .attestations
+            .values_mut()
+            .flat_map(std::mem::take)
+            .find(|a| a.attestation_id == attestation_id)
+            .ok_or_else(not_found)?;
         if current.state == AttestationState::Revoked {
             return Err(Error::FailedPrecondition(format!("attestation {attestation_id} is already revoked")));
         }
@@ -216,7 +223,7 @@ impl Store {
         };
         attestation::Entity::update(rows::attestation_to_row(&att)).exec(w.tx()).await?;
         w.append(&RegistryChange::AttestationRevoked(att.clone()));
-        let revision = w.commit(request_id.map(|id| (id, KIND, &att))).await?;
+        let revision = w.commit(key.as_ref().map(|k| (k, &att))).await?;
         Ok((att, revision))
     }
 
@@ -232,34 +239,46 @@ impl Store {
         let named: HashSet<&str> = items
             .iter()
             .map(|(_, item)| match item {
-                ImportItem::Seller(f) => f.seller_id.as_str(),
+                ImportItem::Seller(f) => f.fields.seller_id.as_str(),
                 ImportItem::Attestation(f) => f.seller_id.as_str(),
             })
             .collect();
         let named: Vec<&str> = named.into_iter().collect();
-        // Kept current through the batch: an update replaces its entry, a creation adds one.
-        let mut sellers = find_sellers(&w, &named).await?;
-        // Only a seller the database already holds can have attested documents there.
-        let attested: Vec<(&str, &str)> = items
-            .iter()
-            .filter_map(|(_, item)| match item {
-                ImportItem::Attestation(f) if sellers.contains_key(&f.seller_id) => {
-                    Some((f.seller_id.as_str(), f.document_sha256.as_str()))
-                }
-                _ => None,
-            })
+        // The sellers as their log says they are, kept current through the batch: an update replaces
+        // its entry, a creation adds one.
+        let state = w.fold_sellers(&named).await?;
+        let mut documents: HashSet<(String, String)> = state
+            .attestations
+            .values()
+            .flatten()
+            .map(|a| (a.seller_id.to_string(), a.document_sha256.as_str().to_owned()))
             .collect();
-        let mut documents = find_documents(&w, &attested).await?;
+        let mut sellers: HashMap<SellerId, Seller> = state.sellers.into_iter().collect();
         let mut new_sellers = Vec::new();
         let mut new_atts = Vec::new();
         // Sellers created earlier in this same batch.
         let mut batch_sellers = HashSet::new();
         for (index, item) in items {
             match item {
-                ImportItem::Seller(fields) => match sellers.get(&fields.seller_id) {
+                ImportItem::Seller(SellerImport { mut fields, status_given, etag }) => match sellers
+                    .get(&fields.seller_id)
+                {
                     Some(_) if batch_sellers.contains(&fields.seller_id) => {
                         out.errors
                             .push(row_error(index, Violation::new("seller.seller_id", "appears twice in one batch")));
+                    }
+                    None if etag.is_some() => out.errors.push(row_error(
+                        index,
+                        Violation::new("seller.etag", format!("seller {} is not registered", fields.seller_id)),
+                    )),
+                    Some(current) if etag.as_ref().is_some_and(|e| *e != current.etag()) => {
+                        out.errors.push(row_error(
+                            index,
+                            Violation::new(
+                                "seller.etag",
+                                format!("is stale: seller {} is now at {}", fields.seller_id, current.etag()),
+                            ),
+                        ));
                     }
                     None => {
                         let seller = new_seller(fields, &w);
@@ -269,8 +288,14 @@ impl Store {
                         sellers.insert(seller.seller_id.clone(), seller);
                         out.sellers_created += 1;
                     }
-                    Some(current) if current.same_content(&fields) => out.sellers_unchanged += 1,
                     Some(current) => {
+                        if !status_given {
+                            fields.status = current.status;
+                        }
+                        if current.same_content(&fields) {
+                            out.sellers_unchanged += 1;
+                            continue;
+                        }
                         let seller = changed_seller(current, fields, &w);
                         seller::Entity::update(rows::seller_to_row(&seller)).exec(w.tx()).await?;
                         w.append(&RegistryChange::SellerUpdated(seller.clone()));
@@ -312,54 +337,6 @@ impl Store {
         out.revision = w.commit::<()>(None).await?;
         Ok(out)
     }
-}
-
-/// Seller ids per `IN (…)` lookup: well under SQLite's and PostgreSQL's bound-parameter limits.
-const LOOKUP_CHUNK: usize = 1000;
-
-/// The sellers among `ids` that exist, by id.
-async fn find_sellers(w: &WriteTx<'_>, ids: &[&str]) -> Result<HashMap<SellerId, Seller>> {
-    let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let rows =
-            seller::Entity::find().filter(seller::Column::SellerId.is_in(chunk.iter().copied())).all(w.tx()).await?;
-        for row in rows {
-            let s = rows::seller_from_row(row)?;
-            found.insert(s.seller_id.clone(), s);
-        }
-    }
-    Ok(found)
-}
-
-/// Which of the (seller id, document SHA-256) `pairs` are attested already. One equality pair per
-/// OR term, so each is a lookup in the unique (seller_id, document_sha256) index: a `seller_id IN
-/// (…)` instead lets PostgreSQL, before its statistics catch up with a fast-growing table, choose
-/// a sequential scan per batch.
-async fn find_documents(w: &WriteTx<'_>, pairs: &[(&str, &str)]) -> Result<HashSet<(String, String)>> {
-    let postgres = w.tx().get_database_backend() == DbBackend::Postgres;
-    // PostgreSQL keeps the digest as char(64): compared with a text parameter, the column would be
-    // cast to text, which the index does not serve.
-    let document = |d: &str| if postgres { Expr::val(d).cast_as("bpchar") } else { Expr::val(d) };
-    let mut found = HashSet::new();
-    for chunk in pairs.chunks(LOOKUP_CHUNK / 2) {
-        let any = chunk.iter().fold(Condition::any(), |any, (seller_id, d)| {
-            any.add(
-                Condition::all()
-                    .add(attestation::Column::SellerId.eq(*seller_id))
-                    .add(Expr::col((attestation::Entity, attestation::Column::DocumentSha256)).eq(document(d))),
-            )
-        });
-        let rows: Vec<(String, String)> = attestation::Entity::find()
-            .select_only()
-            .column(attestation::Column::SellerId)
-            .column(attestation::Column::DocumentSha256)
-            .filter(any)
-            .into_tuple()
-            .all(w.tx())
-            .await?;
-        found.extend(rows);
-    }
-    Ok(found)
 }
 
 fn row_error(index: i64, v: Violation) -> ImportRowError {

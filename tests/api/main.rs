@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod cli;
 mod convert_props;
+mod failclosed;
 mod hardening;
 mod operations;
 mod oversight;

@@ -5,8 +5,9 @@ use tonic::{Request, Response};
 
 use super::{decode_token, done, encode_token, fingerprint, page_size, time_part, time_range};
 use crate::auth::{Role, authorize};
+use crate::domain::registry::EventKind;
 use crate::domain::registry::RegistryChange;
-use crate::domain::replay::{EVENT_KINDS, SELLER_EVENT_KINDS, SellerReplay};
+use crate::domain::replay::SellerReplay;
 use crate::domain::{SellerId, Violation, Violations};
 use crate::error::{Error, Result};
 use crate::grpc::Shared;
@@ -54,8 +55,9 @@ pub async fn list_events(
         v.push(Violation::new("after_revision", "must not be negative"));
     }
     let seller_id = seller_filter(&req.seller_id, &mut v);
-    if !req.kind.is_empty() && !EVENT_KINDS.contains(&req.kind.as_str()) {
-        v.push(Violation::new("kind", format!("must be one of {}", EVENT_KINDS.join(", "))));
+    if !req.kind.is_empty() && EventKind::parse(&req.kind).is_none() {
+        let names: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
+        v.push(Violation::new("kind", format!("must be one of {}", names.join(", "))));
     }
     let actor = v.check(convert::text(&req.actor, "actor", convert::MAX_NAME, false));
     let (start, end) = time_range(req.start_time.as_ref(), req.end_time.as_ref(), &mut v);
@@ -160,7 +162,7 @@ pub async fn seller_as_of(
     };
     let mut replay = SellerReplay::new(id.clone());
     for e in shared.store.replay_events(&id, until, false).await? {
-        if SELLER_EVENT_KINDS.contains(&e.kind.as_str()) {
+        if EventKind::parse(&e.kind).is_some_and(EventKind::is_sellers_own) {
             replay.apply(e.revision, &change_of(&e)?);
         }
     }
