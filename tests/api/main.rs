@@ -18,4 +18,5 @@ mod oversight;
 mod registry;
 mod replicas;
 mod tls;
+mod validation;
 mod verification;
