@@ -15,6 +15,7 @@ mod convert_props;
 mod hardening;
 mod operations;
 mod oversight;
+mod permissions;
 mod registry;
 mod replicas;
 mod tls;
