@@ -301,7 +301,7 @@ pub fn mint_hs256(
     mint(&Header::new(Algorithm::HS256), &key, sub, roles, ttl_seconds, issuer, audience)
 }
 
-/// Signs a token with any key.
+/// Signs a token with any key; refuses a subject that verification would refuse.
 pub fn mint(
     header: &Header,
     key: &EncodingKey,
@@ -311,6 +311,12 @@ pub fn mint(
     issuer: Option<&str>,
     audience: Option<&str>,
 ) -> Result<String, KeyError> {
+    // A token the verifier would refuse is not worth minting.
+    if !subject_ok(sub) {
+        return Err(KeyError(format!(
+            "the subject must be 1 to {MAX_SUBJECT} characters without control or invisible characters"
+        )));
+    }
     let claims = Claims {
         sub: sub.to_owned(),
         exp: jsonwebtoken::get_current_timestamp() + ttl_seconds,

@@ -224,6 +224,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_refusal_reason_has_its_own_slot_and_label() {
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        let labels: std::collections::BTreeSet<_> = Refusal::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(labels.len(), Refusal::ALL.len());
+    }
+
+    #[test]
     fn refusals_are_logged_once_per_reason_per_interval_with_the_count_suppressed() {
         let r = Refusals::register();
         let interval = LOG_INTERVAL.as_millis() as u64;
