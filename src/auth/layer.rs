@@ -20,6 +20,7 @@ use tower::{Layer, Service};
 
 use super::keys::{Refusal, TokenError, Verified, Verifier};
 use super::{Principal, Role};
+use crate::error::Error;
 
 /// Paths served without a token.
 const OPEN_PREFIXES: [&str; 3] =
@@ -207,12 +208,13 @@ where
             }
             Err(e) => {
                 auth.refused(&e, req.uri().path());
-                let status = match e {
+                let error = match e {
                     // The token is genuine, so the caller is authenticated; it is only allowed
                     // nothing. Refused here, before any handler, so no RPC can forget to.
-                    TokenError::NoRoles => tonic::Status::permission_denied("the token grants no role of this service"),
-                    _ => tonic::Status::unauthenticated("missing or invalid credentials"),
+                    TokenError::NoRoles => Error::PermissionDenied("the token grants no role of this service".into()),
+                    _ => Error::Unauthenticated,
                 };
+                let status = tonic::Status::from(error);
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
         }
