@@ -30,6 +30,8 @@ use tonic::transport::Channel;
 const SECRET: &str = "load-generator-secret-of-at-least-32-bytes";
 const SELLERS: usize = 2_000;
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
+/// The audience the load generator's tokens are minted for and the server requires.
+const AUDIENCE: &str = "safeguard";
 
 struct Config {
     name: &'static str,
@@ -49,7 +51,7 @@ fn token(alg: Algorithm) -> String {
         Algorithm::ES256 => EncodingKey::from_ec_pem(&std::fs::read(format!("{KEYS}/es256.key")).unwrap()).unwrap(),
         _ => EncodingKey::from_ed_pem(&std::fs::read(format!("{KEYS}/eddsa.key")).unwrap()).unwrap(),
     };
-    mint(&Header::new(alg), &key, "load-generator", &[Role::Admin], 3600, None, None).unwrap()
+    mint(&Header::new(alg), &key, "load-generator", &[Role::Admin], 3600, None, Some(AUDIENCE)).unwrap()
 }
 
 async fn start(
@@ -64,6 +66,8 @@ async fn start(
     s.auth.rs256_public_key_file = Some(format!("{KEYS}/rs256.pub").into());
     s.auth.es256_public_key_file = Some(format!("{KEYS}/es256.pub").into());
     s.auth.eddsa_public_key_file = Some(format!("{KEYS}/eddsa.pub").into());
+    // Public keys make an audience mandatory.
+    s.auth.audience = Some(AUDIENCE.to_owned());
     s.auth.insecure_disabled = !auth;
     s.decisions.mode = record;
     s.server.concurrency_limit_per_connection = 1024;

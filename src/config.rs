@@ -164,7 +164,7 @@ pub struct AuthSettings {
     pub jwks_file: Option<PathBuf>,
     /// Required `iss`, when set.
     pub issuer: Option<String>,
-    /// Required `aud`, when set.
+    /// Required `aud`, when set; required itself when any public key or a JWKS is configured.
     pub audience: Option<String>,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_seconds: u64,
@@ -355,6 +355,24 @@ impl Settings {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError(format!("log.level {:?} is not a valid filter", self.log.level)));
+        }
+        // A public key usually belongs to an identity provider that mints tokens for many services:
+        // without a required audience, a token minted for any of them would be accepted here.
+        // An HS256 secret is shared with safeguard alone, so it needs no audience.
+        let public_keys = [
+            &self.auth.rs256_public_key_file,
+            &self.auth.es256_public_key_file,
+            &self.auth.eddsa_public_key_file,
+            &self.auth.jwks_file,
+        ];
+        if public_keys.iter().any(|k| k.is_some()) && self.auth.audience.as_deref().is_none_or(|a| a.trim().is_empty())
+        {
+            return Err(ConfigError(
+                "auth.audience must be set when public keys or a JWKS are configured (auth.rs256_public_key_file, \
+                 es256_public_key_file, eddsa_public_key_file, jwks_file), so that tokens the identity provider \
+                 minted for other services are refused"
+                    .into(),
+            ));
         }
         if self.snapshot.max_staleness_ms <= self.snapshot.poll_interval_ms {
             return Err(ConfigError("snapshot.max_staleness_ms must exceed snapshot.poll_interval_ms".into()));

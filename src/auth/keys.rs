@@ -25,8 +25,112 @@ pub enum TokenError {
     Algorithm(String),
     #[error("token rejected: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("token subject is empty, longer than {MAX_SUBJECT} characters, or holds control or invisible characters")]
+    Subject,
     #[error("token has no roles claim with a known role")]
     NoRoles,
+}
+
+/// The longest token subject accepted: the subject is the actor of registry writes and the caller
+/// of decision records, both columns of 256 characters, so a longer one could not be recorded.
+pub const MAX_SUBJECT: usize = 256;
+
+/// Why tokens are refused, as a fixed set of metric labels (a caller cannot mint new ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `authorization: Bearer` header, or an empty one.
+    Missing,
+    /// Not a JWS at all: bad encoding, header or claims JSON.
+    Malformed,
+    /// An algorithm with no configured key (`none`, HS384, HS256 on a public-key server).
+    Algorithm,
+    /// The signature does not verify with any configured key.
+    Signature,
+    /// Past its `exp` (beyond the leeway).
+    Expired,
+    /// Before its `nbf`.
+    NotYetValid,
+    /// Wrong or missing `iss`.
+    Issuer,
+    /// Wrong or missing `aud`.
+    Audience,
+    /// A required claim (`exp`, `sub`) is missing, or another check failed.
+    Invalid,
+    /// `sub` is empty, too long or holds control characters.
+    Subject,
+    /// Verified, but no role safeguard knows (PERMISSION_DENIED, not UNAUTHENTICATED).
+    Role,
+}
+
+impl Refusal {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 11] = [
+        Self::Missing,
+        Self::Malformed,
+        Self::Algorithm,
+        Self::Signature,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::Issuer,
+        Self::Audience,
+        Self::Invalid,
+        Self::Subject,
+        Self::Role,
+    ];
+
+    /// The metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Algorithm => "algorithm",
+            Self::Signature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Issuer => "issuer",
+            Self::Audience => "audience",
+            Self::Invalid => "invalid",
+            Self::Subject => "subject",
+            Self::Role => "role",
+        }
+    }
+
+    /// The position of this reason in [`Refusal::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl TokenError {
+    /// The reason label this refusal is counted under.
+    pub fn refusal(&self) -> Refusal {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match self {
+            Self::Missing => Refusal::Missing,
+            Self::Algorithm(_) => Refusal::Algorithm,
+            Self::Subject => Refusal::Subject,
+            Self::NoRoles => Refusal::Role,
+            Self::Invalid(e) => match e.kind() {
+                K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => Refusal::Malformed,
+                K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => Refusal::Algorithm,
+                K::InvalidSignature => Refusal::Signature,
+                K::ExpiredSignature => Refusal::Expired,
+                K::ImmatureSignature => Refusal::NotYetValid,
+                K::InvalidIssuer => Refusal::Issuer,
+                K::InvalidAudience => Refusal::Audience,
+                K::MissingRequiredClaim(claim) if claim == "iss" => Refusal::Issuer,
+                K::MissingRequiredClaim(claim) if claim == "aud" => Refusal::Audience,
+                K::MissingRequiredClaim(claim) if claim == "sub" => Refusal::Subject,
+                _ => Refusal::Invalid,
+            },
+        }
+    }
+}
+
+/// Whether `sub` may name a caller: 1 to [`MAX_SUBJECT`] characters, none of them a control or an
+/// invisible or bidi formatting character, since it is shown to auditors as the actor of writes.
+fn subject_ok(sub: &str) -> bool {
+    !sub.is_empty() && sub.chars().count() <= MAX_SUBJECT && crate::domain::ids::check_display_text(sub).is_ok()
 }
 
 /// The claims safeguard reads.
@@ -165,6 +269,9 @@ impl Verifier {
         for k in candidates {
             match jsonwebtoken::decode::<Claims>(token, &k.key, &validation) {
                 Ok(data) => {
+                    if !subject_ok(&data.claims.sub) {
+                        return Err(TokenError::Subject);
+                    }
                     let roles: Vec<Role> = data.claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
                     if roles.is_empty() {
                         return Err(TokenError::NoRoles);
@@ -194,7 +301,7 @@ pub fn mint_hs256(
     mint(&Header::new(Algorithm::HS256), &key, sub, roles, ttl_seconds, issuer, audience)
 }
 
-/// Signs a token with any key.
+/// Signs a token with any key; refuses a subject that verification would refuse.
 pub fn mint(
     header: &Header,
     key: &EncodingKey,
@@ -204,6 +311,12 @@ pub fn mint(
     issuer: Option<&str>,
     audience: Option<&str>,
 ) -> Result<String, KeyError> {
+    // A token the verifier would refuse is not worth minting.
+    if !subject_ok(sub) {
+        return Err(KeyError(format!(
+            "the subject must be 1 to {MAX_SUBJECT} characters without control or invisible characters"
+        )));
+    }
     let claims = Claims {
         sub: sub.to_owned(),
         exp: jsonwebtoken::get_current_timestamp() + ttl_seconds,

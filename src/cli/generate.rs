@@ -280,6 +280,13 @@ fn contracts(rng: &mut StdRng, options: &GenerateOptions, index: u64, seller_id:
     }
     let n = out.len() + 1;
     out.push(attestation(rng, options.seed, index, n, seller_id, clauses, effective, expire));
+    // A contract not yet in effect was still signed already: the registry refuses a signed_time in
+    // the future.
+    for a in &mut out {
+        if let Some(t) = a.signed_time.as_mut() {
+            t.seconds = t.seconds.min(today);
+        }
+    }
     out
 }
 

@@ -166,6 +166,45 @@ impl From<DocumentSha256> for String {
     }
 }
 
+/// Whether `c` may not appear in text that people read: a seller's name and contacts, a contract's
+/// reference and signatory, an order's reference and notes, reasons, a token's subject.
+///
+/// These characters are invisible or change how the text around them is laid out, so the text a
+/// buyer or an auditor sees would differ from the text stored (the "Trojan Source" bidi attack,
+/// CVE-2021-42574; a zero-width space makes two sellers' names look the same):
+/// - control characters (Unicode Cc: C0, DEL, C1), line and paragraph separators (U+2028, U+2029);
+/// - bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) and marks
+///   (U+200E, U+200F, U+061C);
+/// - zero-width and invisible characters: U+200B–U+200D, U+2060–U+2064, the deprecated format
+///   controls U+206A–U+206F, the byte-order mark U+FEFF, interlinear annotation U+FFF9–U+FFFB and
+///   the tag characters U+E0000–U+E007F (which can carry hidden text).
+pub fn is_hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+/// Checks text that is shown to people (see [`is_hidden_or_control`]); the one check every
+/// displayed field goes through, at the gRPC edge, the CLI import and token subjects alike.
+pub fn check_display_text(value: &str) -> Result<(), String> {
+    match value.chars().find(|c| is_hidden_or_control(*c)) {
+        None => Ok(()),
+        Some(c) if c.is_control() => Err(format!("must not contain control characters (found U+{:04X})", u32::from(c))),
+        Some(c) => Err(format!(
+            "must not contain invisible, line-separator or bidirectional formatting characters (found U+{:04X})",
+            u32::from(c)
+        )),
+    }
+}
+
 /// A point in time: microseconds since the Unix epoch, UTC. Microseconds because both SQLite and
 /// PostgreSQL store them exactly as a 64-bit integer, and comparisons in SQL stay numeric.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Debug, Default)]
@@ -250,6 +289,47 @@ mod tests {
         assert_eq!(d, Ok("ab".repeat(32)));
         assert!(DocumentSha256::parse("abc").is_err());
         assert!(DocumentSha256::parse(&"g".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn display_text_refuses_invisible_and_reordering_characters() {
+        assert!(check_display_text("Acme Trading Co., Ltd. — 深圳 한국 Ünïcödé & emoji 👍").is_ok());
+        for bad in [
+            '\u{0}',
+            '\n',
+            '\u{7F}',
+            '\u{85}',
+            '\u{9F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{FEFF}',
+            '\u{E0041}',
+        ] {
+            let text = format!("Acme{bad}Ltd");
+            let why = check_display_text(&text).err();
+            let code = format!("U+{:04X}", u32::from(bad));
+            assert!(why.as_deref().is_some_and(|w| w.contains(&code)), "{code}: {why:?}");
+        }
+        // Neighbours of the refused ranges stay allowed.
+        for fine in ['\u{2027}', '\u{202F}', '\u{2070}', '\u{200A}', '\u{FEFE}'] {
+            assert!(check_display_text(&format!("a{fine}b")).is_ok(), "U+{:04X}", u32::from(fine));
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::vocab::{Clause, DataCategory, Purpose, SellerRole, Set, TransferBasis, Vocab};
 
@@ -20,7 +21,13 @@ pub enum PolicyError {
     UnknownName { kind: &'static str, name: String, at: String },
     #[error("policy is invalid at {at}: {why}")]
     Invalid { at: String, why: String },
+    #[error("policy is invalid at line {line} ({at}): {why}")]
+    InvalidAtLine { line: usize, at: String, why: String },
 }
+
+/// Bases as written: each name keeps where it is in the document, so that a basis the design
+/// forbids for a role is reported with its line.
+type BasesDoc = BTreeMap<String, Vec<Spanned<String>>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +40,7 @@ struct PolicyDoc {
     baseline_clauses: Vec<String>,
     #[serde(default)]
     prohibited_categories: Vec<String>,
-    accepted_bases: BTreeMap<String, Vec<String>>,
+    accepted_bases: BasesDoc,
     purposes: BTreeMap<String, PurposeDoc>,
     #[serde(default)]
     categories: BTreeMap<String, CategoryDoc>,
@@ -51,7 +58,7 @@ struct PurposeDoc {
     #[serde(default)]
     retention_days: u32,
     #[serde(default)]
-    accepted_bases: Option<BTreeMap<String, Vec<String>>>,
+    accepted_bases: Option<BasesDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,11 +121,31 @@ fn one<T: Vocab>(name: &str, at: &str) -> Result<T, PolicyError> {
     })
 }
 
-fn bases(doc: &BTreeMap<String, Vec<String>>, at: &str) -> Result<[Set<TransferBasis>; 2], PolicyError> {
+/// The line (1-based) of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |before| before.matches('\n').count()) + 1
+}
+
+/// The bases accepted per role. CONTRACT_NECESSITY_DISCLOSED (PIPA 28-8(1)3) covers processing on
+/// the platform's behalf, which only an entrustee does: a policy accepting it for a RECIPIENT would
+/// let a seller use buyers' data for its own business on a basis that cannot apply, so the policy
+/// is refused at start-up rather than any decision relying on it.
+fn bases(doc: &BasesDoc, at: &str, text: &str) -> Result<[Set<TransferBasis>; 2], PolicyError> {
     let mut out = [Set::empty(); 2];
     for (role, list) in doc {
         let role: SellerRole = one(role, at)?;
-        out[role_index(role)] = names(list, &format!("{at}.{role}"))?;
+        let at = format!("{at}.{role}");
+        for name in list {
+            let basis: TransferBasis = one(name.get_ref(), &at)?;
+            if basis == TransferBasis::ContractNecessityDisclosed && role != SellerRole::Entrustee {
+                return Err(PolicyError::InvalidAtLine {
+                    line: line_of(text, name.span().start),
+                    at,
+                    why: format!("{} is valid only for sellers whose role is ENTRUSTEE", basis.name()),
+                });
+            }
+            out[role_index(role)].insert(basis);
+        }
     }
     Ok(out)
 }
@@ -133,7 +160,7 @@ impl Policy {
         if doc.decision_ttl_seconds == 0 {
             return Err(PolicyError::Invalid { at: "decision_ttl_seconds".into(), why: "must be positive".into() });
         }
-        let default_bases = bases(&doc.accepted_bases, "accepted_bases")?;
+        let default_bases = bases(&doc.accepted_bases, "accepted_bases", text)?;
         let mut purposes = [PurposeRule { denied: true, ..PurposeRule::default() }; 6];
         for (name, p) in &doc.purposes {
             let at = format!("purposes.{name}");
@@ -144,7 +171,7 @@ impl Policy {
                 extra_clauses: names(&p.extra_clauses, &format!("{at}.extra_clauses"))?,
                 retention_days: p.retention_days,
                 bases: match &p.accepted_bases {
-                    Some(b) => bases(b, &format!("{at}.accepted_bases"))?,
+                    Some(b) => bases(b, &format!("{at}.accepted_bases"), text)?,
                     None => default_bases,
                 },
             };
@@ -219,6 +246,35 @@ mod tests {
         let text = DEFAULT_POLICY_TOML.replace("[purposes.MARKETING]", "[purposes.ADVERTISING]");
         let err = Policy::from_toml(&text).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("ADVERTISING") && err.contains("purpose"), "{err}");
+    }
+
+    #[test]
+    fn contract_necessity_for_recipients_is_refused_with_its_line() {
+        let recipient = "RECIPIENT = [\"SEPARATE_CONSENT\",";
+        let line = DEFAULT_POLICY_TOML.lines().position(|l| l.starts_with(recipient)).map(|i| i + 1);
+        let text = DEFAULT_POLICY_TOML.replacen(
+            recipient,
+            "RECIPIENT = [\"SEPARATE_CONSENT\", \"CONTRACT_NECESSITY_DISCLOSED\",",
+            1,
+        );
+        let err = Policy::from_toml(&text).map(|_| ()).unwrap_err().to_string();
+        let line = line.map(|l| format!("line {l} ")).unwrap_or_default();
+        assert!(!line.is_empty() && err.contains(&line), "{err}");
+        assert!(err.contains("accepted_bases.RECIPIENT") && err.contains("CONTRACT_NECESSITY_DISCLOSED"), "{err}");
+
+        // A purpose's own bases are held to the same rule, on the line where the name is.
+        let text = DEFAULT_POLICY_TOML.replacen(
+            "retention_days = 30\n",
+            "retention_days = 30\n\n[purposes.CUSTOMS_CLEARANCE.accepted_bases]\nENTRUSTEE = [\"SEPARATE_CONSENT\"]\nRECIPIENT = [\n  \"SEPARATE_CONSENT\",\n  \"CONTRACT_NECESSITY_DISCLOSED\",\n]\n",
+            1,
+        );
+        let want = text.lines().position(|l| l.contains("\"CONTRACT_NECESSITY_DISCLOSED\",")).map(|i| i + 1);
+        let err = Policy::from_toml(&text).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            want.is_some_and(|l| err.contains(&format!("line {l} ")))
+                && err.contains("purposes.CUSTOMS_CLEARANCE.accepted_bases.RECIPIENT"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use prost_types::Timestamp as PbTimestamp;
 
+use crate::domain::ids::check_display_text;
 use crate::domain::registry::{Attestation, AttestationFields, Seller, SellerFields};
 use crate::domain::verify::{Decided, VerifyRequest};
 use crate::domain::{Country, DocumentSha256, SellerId, SellerStatus, Timestamp, Violation, Violations, Vocab};
@@ -22,7 +23,13 @@ pub fn path(prefix: &str, field: &str) -> String {
     if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
 }
 
-/// A required or optional bounded string, free of control characters.
+/// How far in the future a contract's `signed_time` may lie: the submitting client's clock may run
+/// ahead of ours by this much. Beyond it the contract is not signed yet, and an attestation of an
+/// unsigned contract must never become a basis for ALLOW.
+pub const MAX_SIGNED_TIME_SKEW_SECONDS: i64 = 60;
+
+/// A required or optional bounded string, free of control, invisible and bidi formatting
+/// characters ([`check_display_text`]): free text here is shown to buyers, legal and auditors.
 pub fn text(value: &str, field: &str, max: usize, required: bool) -> Result<String, Violation> {
     if required && value.trim().is_empty() {
         return Err(Violation::new(field, "must not be empty"));
@@ -30,9 +37,7 @@ pub fn text(value: &str, field: &str, max: usize, required: bool) -> Result<Stri
     if value.chars().count() > max {
         return Err(Violation::new(field, format!("must be at most {max} characters")));
     }
-    if value.chars().any(char::is_control) {
-        return Err(Violation::new(field, "must not contain control characters"));
-    }
+    check_display_text(value).map_err(|why| Violation::new(field, why))?;
     Ok(value.to_owned())
 }
 
@@ -125,8 +130,10 @@ fn email(value: &str, field: &str) -> Result<String, Violation> {
     }
 }
 
-/// The fields legal submits of an attestation; server-assigned fields are ignored.
+/// The fields legal submits of an attestation; server-assigned fields are ignored. A `signed_time`
+/// more than [`MAX_SIGNED_TIME_SKEW_SECONDS`] ahead of now is refused: the contract is not signed.
 pub fn attestation_fields(a: &pb::Attestation, prefix: &str) -> Result<AttestationFields, Vec<Violation>> {
+    let now = Timestamp::now();
     let mut v = Violations::new();
     let seller_id = v.check(SellerId::parse_field(&a.seller_id, &path(prefix, "seller_id")));
     let contract_ref = v.check(text(&a.contract_ref, &path(prefix, "contract_ref"), MAX_REF, true));
@@ -136,7 +143,16 @@ pub fn attestation_fields(a: &pb::Attestation, prefix: &str) -> Result<Attestati
     let clauses = list(&a.clauses, &path(prefix, "clauses"), true, &mut v);
     let purposes = list(&a.purposes, &path(prefix, "purposes"), true, &mut v);
     let categories = list(&a.categories, &path(prefix, "categories"), true, &mut v);
-    let signed_time = v.check(time(a.signed_time.as_ref(), &path(prefix, "signed_time")));
+    let signed_time = v.check(time(a.signed_time.as_ref(), &path(prefix, "signed_time")).and_then(|t| {
+        if t > now.plus_seconds(MAX_SIGNED_TIME_SKEW_SECONDS) {
+            Err(Violation::new(
+                path(prefix, "signed_time"),
+                "must not be in the future: the contract is not signed yet",
+            ))
+        } else {
+            Ok(t)
+        }
+    }));
     let effective_time = v.check(time(a.effective_time.as_ref(), &path(prefix, "effective_time")));
     let expire_time = v.check(time(a.expire_time.as_ref(), &path(prefix, "expire_time")));
     if let (Some(from), Some(until)) = (effective_time, expire_time)

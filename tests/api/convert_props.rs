@@ -28,6 +28,7 @@ fn any_text() -> impl Strategy<Value = String> {
         "\\PC{0,24}",
         any::<String>(),
         "[a-z]{0,5}[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}][a-z]{0,5}",
+        "[a-z]{0,5}[\\u{61c}\\u{200b}-\\u{200f}\\u{2028}-\\u{202e}\\u{2060}-\\u{206f}\\u{feff}][a-z]{0,5}",
         (0usize..1100).prop_map(|n| "a".repeat(n)),
         (0usize..600).prop_map(|n| "한".repeat(n)),
     ]
@@ -61,7 +62,8 @@ fn valid_id() -> impl Strategy<Value = String> {
 }
 
 fn valid_name() -> impl Strategy<Value = String> {
-    "[A-Za-z][\\PC]{0,40}"
+    // Printable (no Unicode "Other"), and neither a line nor a paragraph separator.
+    "[A-Za-z][\\PC&&[^\\u{2028}\\u{2029}]]{0,40}"
 }
 
 fn valid_email() -> impl Strategy<Value = String> {
@@ -137,12 +139,18 @@ fn valid_sha() -> impl Strategy<Value = String> {
     "[0-9a-fA-F]{64}"
 }
 
-/// In force for a while: seconds in 1970..2100, effective strictly before expire.
+/// Seconds since the epoch, now.
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// In force for a while: seconds in 1970..2100, effective strictly before expire, signed a day
+/// before taking effect or today, whichever is earlier (a contract is never signed in the future).
 fn valid_times() -> impl Strategy<Value = (Option<Timestamp>, Option<Timestamp>, Option<Timestamp>)> {
     (0i64..4_000_000_000, 1i64..1_000_000_000, 0i32..1_000_000_000, 0i32..1_000_000_000).prop_map(
         |(from, span, n1, n2)| {
             let t = |seconds, nanos| Some(Timestamp { seconds, nanos });
-            (t(from - 86_400, 0), t(from, n1), t(from + span, n2))
+            (t((from - 86_400).min(now_seconds()), 0), t(from, n1), t(from + span, n2))
         },
     )
 }
@@ -259,9 +267,22 @@ fn is_seller_id(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
 }
 
-/// Required free text within `max` characters, without control characters.
+/// Characters that hide or reorder displayed text: bidi controls, zero-width and invisible
+/// characters, line and paragraph separators (listed here independently of the code under test).
+fn is_hidden(c: char) -> bool {
+    let c = u32::from(c);
+    c == 0x61C
+        || (0x200B..=0x200F).contains(&c)
+        || (0x2028..=0x202E).contains(&c)
+        || (0x2060..=0x206F).contains(&c)
+        || c == 0xFEFF
+        || (0xFFF9..=0xFFFB).contains(&c)
+        || (0xE0000..=0xE007F).contains(&c)
+}
+
+/// Required free text within `max` characters, without control or hidden characters.
 fn is_text(s: &str, max: usize) -> bool {
-    !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+    !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(|c| c.is_control() || is_hidden(c))
 }
 
 fn is_country(s: &str) -> bool {
@@ -329,6 +350,7 @@ fn check_attestation(a: &pb::Attestation, prefix: &str) -> Result<(), TestCaseEr
                 prop_assert_eq!(got, sent);
             }
             prop_assert!(f.effective_time < f.expire_time);
+            prop_assert!(f.signed_time.as_micros() <= (now_seconds() + 61) * 1_000_000, "signed in the future");
             for (t, sent) in [
                 (f.signed_time, &a.signed_time),
                 (f.effective_time, &a.effective_time),
@@ -373,7 +395,7 @@ fn check_verify(r: &pb::VerifySellerRequest, prefix: &str) -> Result<(), TestCas
             prop_assert_eq!(q.purpose.number(), r.purpose);
             prop_assert_eq!(q.basis.map_or(0, |b| b.number()), r.basis);
             prop_assert!(q.basis_evidence_ref.chars().count() <= MAX_REF);
-            prop_assert!(!q.basis_evidence_ref.chars().any(char::is_control));
+            prop_assert!(!q.basis_evidence_ref.chars().any(|c| c.is_control() || is_hidden(c)));
             prop_assert!(q.min_revision >= 0);
             prop_assert_eq!(q.min_revision, r.min_revision);
         }

@@ -376,3 +376,29 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 pub fn codes(reasons: &[pb::Reason]) -> Vec<pb::ReasonCode> {
     reasons.iter().map(|r| r.code()).collect()
 }
+
+impl TestApp {
+    /// An AuditService client that presents `token` (or no token).
+    pub fn audit_as(&self, token: Option<&str>) -> safeguard::pb::v1::audit_service_client::AuditServiceClient<Authed> {
+        safeguard::pb::v1::audit_service_client::AuditServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer::new(token),
+        )
+    }
+}
+
+/// `GET /metrics` from `addr`: the status line, headers and Prometheus text.
+pub async fn scrape_metrics(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
+}
+
+/// The value of the sample `series` (name and labels exactly as rendered) in Prometheus text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
