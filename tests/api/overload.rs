@@ -181,3 +181,32 @@ async fn an_import_report_lists_the_first_thousand_errors_and_counts_them_all(ba
     app.stop().await;
 }
 on_both!(an_import_report_lists_the_first_thousand_errors_and_counts_them_all);
+
+async fn a_file_streamed_over_grpc_is_imported_and_reported_by_line(backend: Backend) {
+    use safeguard::cli::{self, Format, GenerateOptions, ImportOptions};
+    let Some(mut app) = spawn(backend, |s| s.server.request_timeout_ms = 500).await else { return };
+    let (_, mut csv) =
+        cli::generate(&GenerateOptions { sellers: 40, seed: 7, as_of: 1_768_435_200, format: Format::Csv }, Vec::new())
+            .unwrap();
+    // One row the server refuses (an unknown country), after the header and the generated rows.
+    csv.extend_from_slice(b"seller,bad1,Bad Ltd.,ZZZ,ACTIVE,RECIPIENT,a@bad.example,p@bad.example");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sellers.csv");
+    let header_len = String::from_utf8_lossy(&csv).lines().next().unwrap().split(',').count();
+    // Pad the appended row to the header's width, whatever the generator's columns are.
+    csv.extend(std::iter::repeat_n(b',', header_len - 8));
+    csv.push(b'\n');
+    std::fs::write(&path, &csv).unwrap();
+    let lines = String::from_utf8_lossy(&csv).lines().count() as u64;
+
+    let admin = token("test-admin", &[safeguard::auth::Role::Admin]);
+    let endpoint = format!("http://{}", app.addr);
+    let report = cli::import_grpc(&endpoint, Some(&admin), &path, &ImportOptions::default()).await.unwrap();
+    assert_eq!(report.sellers_created, 40, "{report}");
+    assert!(report.attestations_created > 0, "{report}");
+    assert_eq!(report.errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![lines], "{report:?}");
+    let first = app.registry.list_sellers(safeguard::pb::v1::ListSellersRequest::default()).await.unwrap();
+    assert!(!first.into_inner().sellers.is_empty());
+    app.stop().await;
+}
+on_both!(a_file_streamed_over_grpc_is_imported_and_reported_by_line);
