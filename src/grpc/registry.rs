@@ -134,14 +134,14 @@ impl ErrorTally {
     }
 }
 
-/// `status`, extended with what an import that ends early did commit.
-fn partial(status: Status, total: &ImportOutcome, errors: &ErrorTally, received: i64) -> Status {
+/// `status`, extended with what an import that ends early did commit: every item before `applied`.
+fn partial(status: Status, total: &ImportOutcome, errors: &ErrorTally, applied: i64) -> Status {
     Status::new(
         status.code(),
         format!(
-            "{}; the {received} items received before it were applied (sellers created {}, updated {}, \
+            "{}; the {applied} items received before it were applied (sellers created {}, updated {}, \
              unchanged {}; attestations created {}, unchanged {}; {} errors) up to revision {}; \
-             the import is idempotent: resend from item {received}",
+             the import is idempotent: resend from item {applied}",
             status.message(),
             total.sellers_created,
             total.sellers_updated,
@@ -314,6 +314,8 @@ impl RegistryService for RegistryApi {
         let mut errors = ErrorTally::default();
         let mut batch = Vec::with_capacity(IMPORT_BATCH);
         let mut index = 0i64;
+        // Every item before this one is applied or reported: where a resend would start.
+        let mut applied = 0i64;
         let span = tracing::info_span!("import_sellers", %actor);
         // The request timeout does not apply to this stream (however long a bulk load takes, it is
         // working); a client that stops sending is bounded by the idle timeout instead.
@@ -339,9 +341,10 @@ impl RegistryService for RegistryApi {
             if batch.len() >= IMPORT_BATCH || (done && !batch.is_empty()) {
                 let items = std::mem::take(&mut batch);
                 let outcome = self.shared.store.import_batch(&actor, items).instrument(span.clone()).await;
-                let mut outcome = outcome.map_err(|e| partial(e.into(), &total, &errors, index))?;
+                let mut outcome = outcome.map_err(|e| partial(e.into(), &total, &errors, applied))?;
                 errors.add(std::mem::take(&mut outcome.errors));
                 merge(&mut total, outcome);
+                applied = index;
             }
             if done {
                 break None;
@@ -352,7 +355,7 @@ impl RegistryService for RegistryApi {
             // rest), and the status says exactly how far that went.
             if !batch.is_empty() {
                 let outcome = self.shared.store.import_batch(&actor, batch).instrument(span).await;
-                let mut outcome = outcome.map_err(|e| partial(e.into(), &total, &errors, index))?;
+                let mut outcome = outcome.map_err(|e| partial(e.into(), &total, &errors, applied))?;
                 errors.add(std::mem::take(&mut outcome.errors));
                 merge(&mut total, outcome);
             }
