@@ -139,8 +139,8 @@ fn partial(status: Status, total: &ImportOutcome, errors: &ErrorTally, applied: 
     Status::new(
         status.code(),
         format!(
-            "{}; the {applied} items received before it were applied (sellers created {}, updated {}, \
-             unchanged {}; attestations created {}, unchanged {}; {} errors) up to revision {}; \
+            "{}; the first {applied} items were applied (sellers created {}, updated {}, unchanged {}; \
+             attestations created {}, unchanged {}; {} errors) up to revision {}, none after them; \
              the import is idempotent: resend from item {applied}",
             status.message(),
             total.sellers_created,
@@ -351,15 +351,10 @@ impl RegistryService for RegistryApi {
             }
         };
         if let Some(status) = ended {
-            // Every item received is applied (an import is idempotent, so the client resends the
-            // rest), and the status says exactly how far that went.
-            if !batch.is_empty() {
-                let outcome = self.shared.store.import_batch(&actor, batch).instrument(span).await;
-                let mut outcome = outcome.map_err(|e| partial(e.into(), &total, &errors, applied))?;
-                errors.add(std::mem::take(&mut outcome.errors));
-                merge(&mut total, outcome);
-            }
-            return Err(partial(status, &total, &errors, index));
+            // A stream that breaks or goes idle applies nothing of its unfinished batch (a client
+            // cut off midway must not leave a random prefix of it); the status says exactly which
+            // items were applied, and the import is idempotent, so the client resends from there.
+            return Err(partial(status, &total, &errors, applied));
         }
         let (errors, errors_total) = errors.finish();
         Ok(Response::new(pb::ImportSellersResponse {

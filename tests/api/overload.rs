@@ -151,21 +151,27 @@ on_both!(an_import_longer_than_the_request_timeout_completes_with_its_report);
 
 async fn an_idle_import_is_ended_with_deadline_exceeded_and_what_it_applied(backend: Backend) {
     let Some(mut app) = spawn(backend, |s| s.server.stream_idle_timeout_ms = 300).await else { return };
-    let (tx, rx) = mpsc::channel(4);
-    for id in ["idle1", "idle2", "idle3"] {
-        tx.send(seller_item(id)).await.unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let call = {
+        let mut registry = app.registry.clone();
+        tokio::spawn(async move { registry.import_sellers(ReceiverStream::new(rx)).await })
+    };
+    // One full batch (1,000 items, applied) and three more (not yet a batch) ...
+    for i in 0..1_003 {
+        tx.send(seller_item(&format!("idle{i}"))).await.unwrap();
     }
-    // The sender stays open and silent: the stream is idle, not finished.
-    let status = app.registry.import_sellers(ReceiverStream::new(rx)).await.unwrap_err();
+    // ... then the sender stays open and silent: the stream is idle, not finished.
+    let status = call.await.unwrap().unwrap_err();
     drop(tx);
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
     assert!(status.message().contains("idle"), "{status:?}");
-    assert!(status.message().contains("the 3 items received"), "{status:?}");
-    assert!(status.message().contains("sellers created 3"), "{status:?}");
+    assert!(status.message().contains("the first 1000 items were applied"), "{status:?}");
+    assert!(status.message().contains("sellers created 1000"), "{status:?}");
+    assert!(status.message().contains("resend from item 1000"), "{status:?}");
     // What the message reports is what the registry holds.
-    for id in ["idle1", "idle2", "idle3"] {
-        app.registry.get_seller(pb::GetSellerRequest { seller_id: id.into() }).await.unwrap();
-    }
+    app.registry.get_seller(pb::GetSellerRequest { seller_id: "idle999".into() }).await.unwrap();
+    let unfinished = app.registry.get_seller(pb::GetSellerRequest { seller_id: "idle1000".into() }).await;
+    assert_eq!(unfinished.unwrap_err().code(), tonic::Code::NotFound);
     app.stop().await;
 }
 on_both!(an_idle_import_is_ended_with_deadline_exceeded_and_what_it_applied);
