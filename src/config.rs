@@ -39,6 +39,9 @@ pub struct DecisionSettings {
     pub retention_days: u32,
     /// How often pruning runs.
     pub prune_interval_s: u64,
+    /// Rows deleted per statement when pruning records and quarantined records, so a prune never
+    /// holds a long lock or a huge transaction.
+    pub prune_batch_size: u64,
 }
 
 impl Default for DecisionSettings {
@@ -49,6 +52,7 @@ impl Default for DecisionSettings {
             batch_size: 500,
             retention_days: 400,
             prune_interval_s: 3_600,
+            prune_batch_size: 1_000,
         }
     }
 }
@@ -93,16 +97,26 @@ pub struct ServerSettings {
     /// Longest a VerifySeller with `min_revision` waits for this replica to catch up (the request's
     /// own deadline may cut it shorter).
     pub max_min_revision_wait_ms: u64,
-    /// Requests taking longer are cancelled with DEADLINE_EXCEEDED.
+    /// A unary RPC taking longer (or longer than the client's own `grpc-timeout`) is answered
+    /// DEADLINE_EXCEEDED and counted as such. Client streams (ImportSellers) are exempt: they are
+    /// bounded by `stream_idle_timeout_ms` between messages instead.
     pub request_timeout_ms: u64,
+    /// Longest pause between two messages of a client stream; beyond it the stream is ended with
+    /// DEADLINE_EXCEEDED (an import reports what it committed in the status message).
+    pub stream_idle_timeout_ms: u64,
     /// Largest accepted request message.
     pub max_message_bytes: usize,
     /// Concurrent requests per connection (HTTP/2 streams).
     pub max_concurrent_streams: u32,
-    /// Requests served at once per connection; beyond it, with load shedding on, new requests are
-    /// refused with UNAVAILABLE at once instead of queueing behind slow ones.
+    /// Requests one connection may have in the handlers at once; beyond it a request waits its turn
+    /// on that connection (it is never refused for this; the server-wide `concurrency_limit` is
+    /// what sheds).
     pub concurrency_limit_per_connection: usize,
-    /// Refuse work beyond the concurrency limit instead of queueing it.
+    /// Requests the whole server handles at once. Beyond it, with `load_shed` on, a request is
+    /// refused at once with UNAVAILABLE (retry, preferably on another replica) and counted in
+    /// `safeguard_rpc_requests_total{code="UNAVAILABLE"}`; with it off, the request waits.
+    pub concurrency_limit: usize,
+    /// Refuse work beyond `concurrency_limit` with UNAVAILABLE instead of queueing it.
     pub load_shed: bool,
     /// Optional TLS.
     pub tls: TlsSettings,
@@ -260,9 +274,11 @@ impl Default for ServerSettings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             max_min_revision_wait_ms: 2_000,
             request_timeout_ms: 10_000,
+            stream_idle_timeout_ms: 30_000,
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_streams: 256,
             concurrency_limit_per_connection: 256,
+            concurrency_limit: 1_024,
             load_shed: true,
             tls: TlsSettings::default(),
         }
@@ -331,6 +347,9 @@ impl Settings {
             ("snapshot.poll_interval_ms", self.snapshot.poll_interval_ms),
             ("snapshot.max_staleness_ms", self.snapshot.max_staleness_ms),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
+            ("server.stream_idle_timeout_ms", self.server.stream_idle_timeout_ms),
+            ("server.concurrency_limit", self.server.concurrency_limit as u64),
+            ("decisions.prune_batch_size", self.decisions.prune_batch_size),
             ("server.max_message_bytes", self.server.max_message_bytes as u64),
             ("server.max_concurrent_streams", u64::from(self.server.max_concurrent_streams)),
             ("server.concurrency_limit_per_connection", self.server.concurrency_limit_per_connection as u64),

@@ -5,6 +5,9 @@
 //!   past it, or once the log was found damaged, every decision is DENY REGISTRY_STALE and a load
 //!   balancer should prefer another replica.
 //! - RegistryService is SERVING only while the database answers: every registry call needs it.
+//! - `safeguard.v1.DecisionRecorder` (no RPCs; a health name only) is NOT_SERVING while the
+//!   decision recorder cannot write and is retrying. It never turns VerificationService
+//!   NOT_SERVING: decisions still flow, queue up, and what overflows is counted and marked.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use crate::domain::Timestamp;
 use crate::grpc::{RegistryApi, VerificationApi};
 use crate::pb::v1::registry_service_server::RegistryServiceServer;
 use crate::pb::v1::verification_service_server::VerificationServiceServer;
+use crate::recorder::DecisionLog;
 use crate::snapshot::Registry;
 use crate::store::Store;
 
@@ -38,21 +42,29 @@ pub fn registry_name() -> &'static str {
     <RegistryServiceServer<RegistryApi> as tonic::server::NamedService>::NAME
 }
 
+/// The health name of the decision recorder.
+pub const RECORDER_NAME: &str = "safeguard.v1.DecisionRecorder";
+
 /// Sets every status at once.
-pub async fn set_all(reporter: &HealthReporter, verification: bool, registry: bool) {
+pub async fn set_all(reporter: &HealthReporter, verification: bool, registry: bool, recorder: bool) {
     reporter.set_service_status("", status(verification)).await;
     reporter.set_service_status(verification_name(), status(verification)).await;
     reporter.set_service_status(registry_name(), status(registry)).await;
+    reporter.set_service_status(RECORDER_NAME, status(recorder)).await;
 }
 
 /// Refreshes health and gauges until aborted.
-pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Registry>) {
+pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Registry>, decisions: Arc<DecisionLog>) {
     let mut tick = 0u32;
     loop {
         let head = tokio::time::timeout(INTERVAL, store.head()).await;
         let db_ok = matches!(head, Ok(Ok(_)));
         let fresh = registry.is_fresh();
-        set_all(&reporter, fresh, db_ok).await;
+        let recorder = decisions.status();
+        set_all(&reporter, fresh, db_ok, !recorder.failing).await;
+        metrics::gauge!("safeguard_decision_records_queued").set(recorder.queued as f64);
+        metrics::gauge!("safeguard_decision_records_oldest_unwritten_age_seconds")
+            .set(recorder.oldest_unwritten_age.as_secs_f64());
 
         let snapshot = registry.snapshot();
         metrics::gauge!("safeguard_snapshot_revision").set(snapshot.revision as f64);

@@ -9,6 +9,7 @@
 //! - [`grpc`]: thin adapters between the proto contract and the domain.
 //! - [`auth`]: who is calling and what they may do.
 //! - [`startup`]: [`startup::App`] builds the whole service; `main.rs` only parses the command line.
+//! - [`overload`]: the request timeout, concurrency limit and load shedding, counted by code.
 //! - [`config`], [`error`], [`pb`]: settings, the one error type, the generated code.
 
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod health;
+pub mod overload;
 pub mod pb;
 pub mod recorder;
 pub mod snapshot;

@@ -2,9 +2,22 @@
 //! waiting (`try_send`); a writer task drains it in batched inserts. If the queue is full the
 //! decision is still answered, and the loss is counted (metric) and itself recorded as a marker
 //! record, so a gap in the record is never silent. A pruner deletes records past the retention.
+//!
+//! The writer never stops for good. When a batch fails, the rule is:
+//! - the database is unreachable, or failed for reasons of its own (busy, a serialization
+//!   conflict, a shutdown; see [`refused_by_database`]), or it refuses the batch but cannot even
+//!   read the decision tables (renamed, dropped, a broken connection): nothing is wrong with the
+//!   records, so the whole batch is retried with backoff; meanwhile the queue absorbs new records
+//!   and its overflow is counted;
+//! - the database answers, the tables are there, and it refuses the batch: some record is at
+//!   fault. The batch is bisected until the refused records stand alone; each is quarantined
+//!   (`decision_quarantine`, with the error) and counted, and the rest are written.
+//!
+//! Inserts are idempotent (ON CONFLICT DO NOTHING), so retrying a batch whose halves were partly
+//! written already is safe: nothing is lost and nothing is written twice.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,13 +25,15 @@ use tokio::task::JoinHandle;
 
 use crate::domain::Timestamp;
 use crate::domain::record::{DecisionRecord, RecordMode, RecordedReasons};
-use crate::store::Store;
+use crate::error::Error;
+use crate::store::{Store, refused_by_database};
 
 /// Where VerifySeller sends its records.
 pub struct DecisionLog {
     mode: RecordMode,
     tx: Option<mpsc::Sender<DecisionRecord>>,
     lost: Arc<AtomicU64>,
+    state: Arc<WriterState>,
 }
 
 /// How the writer and pruner run.
@@ -29,19 +44,45 @@ pub struct RecorderOptions {
     pub batch_size: usize,
     pub retention: Duration,
     pub prune_interval: Duration,
+    /// Rows per prune statement.
+    pub prune_batch: u64,
+}
+
+/// What the writer is doing, for health and gauges.
+#[derive(Default)]
+struct WriterState {
+    /// The last attempt to write failed and the writer is retrying.
+    failing: AtomicBool,
+    /// Records taken off the queue and not yet written.
+    in_flight: AtomicUsize,
+    /// The time (µs) of the oldest record not yet written; 0 when there is none.
+    oldest_unwritten: AtomicI64,
+}
+
+/// How far behind the recorder is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecorderStatus {
+    /// Records waiting in the queue or being written.
+    pub queued: usize,
+    /// Age of the oldest record not yet written.
+    pub oldest_unwritten_age: Duration,
+    /// The writer's last attempt failed; it is retrying.
+    pub failing: bool,
 }
 
 impl DecisionLog {
     /// Starts the writer and the pruner (unless the mode is `off`).
     pub fn start(store: Store, options: &RecorderOptions) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let lost = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(WriterState::default());
         if options.mode == RecordMode::Off {
-            return (Arc::new(Self { mode: options.mode, tx: None, lost }), Vec::new());
+            return (Arc::new(Self { mode: options.mode, tx: None, lost, state }), Vec::new());
         }
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
-        let writer = tokio::spawn(write_loop(store.clone(), rx, lost.clone(), options.batch_size.max(1)));
-        let pruner = tokio::spawn(prune_loop(store, options.retention, options.prune_interval));
-        (Arc::new(Self { mode: options.mode, tx: Some(tx), lost }), vec![writer, pruner])
+        let writer = Writer { store: store.clone(), lost: lost.clone(), state: state.clone() };
+        let writer = tokio::spawn(writer.run(rx, options.batch_size.max(1)));
+        let pruner = tokio::spawn(prune_loop(store, options.retention, options.prune_interval, options.prune_batch));
+        (Arc::new(Self { mode: options.mode, tx: Some(tx), lost, state }), vec![writer, pruner])
     }
 
     /// Whether a decision with this outcome is to be recorded (so the caller can skip building it).
@@ -55,6 +96,18 @@ impl DecisionLog {
         if tx.try_send(record).is_err() {
             self.lost.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("safeguard_decision_records_lost_total").increment(1);
+        }
+    }
+
+    /// How far behind the writer is.
+    pub fn status(&self) -> RecorderStatus {
+        let waiting = self.tx.as_ref().map_or(0, |tx| tx.max_capacity() - tx.capacity());
+        let oldest = self.state.oldest_unwritten.load(Ordering::Relaxed);
+        let age = if oldest == 0 { 0 } else { (Timestamp::now().as_micros() - oldest).max(0) };
+        RecorderStatus {
+            queued: waiting + self.state.in_flight.load(Ordering::Relaxed),
+            oldest_unwritten_age: Duration::from_micros(u64::try_from(age).unwrap_or(0)),
+            failing: self.state.failing.load(Ordering::Relaxed),
         }
     }
 }
@@ -78,42 +131,114 @@ fn lost_marker(count: u64) -> DecisionRecord {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<DecisionRecord>, lost: Arc<AtomicU64>, batch: usize) {
-    let mut buf = Vec::with_capacity(batch);
-    loop {
-        if rx.recv_many(&mut buf, batch).await == 0 {
-            return;
+/// The error with its cause chain, as the quarantine keeps it.
+fn describe(err: &Error) -> String {
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+struct Writer {
+    store: Store,
+    lost: Arc<AtomicU64>,
+    state: Arc<WriterState>,
+}
+
+impl Writer {
+    async fn run(self, mut rx: mpsc::Receiver<DecisionRecord>, batch: usize) {
+        let mut buf = Vec::with_capacity(batch);
+        loop {
+            if rx.recv_many(&mut buf, batch).await == 0 {
+                return;
+            }
+            let missing = self.lost.swap(0, Ordering::Relaxed);
+            if missing > 0 {
+                buf.push(lost_marker(missing));
+            }
+            let oldest = buf.iter().map(|r| r.time.as_micros()).min().unwrap_or(0);
+            self.state.oldest_unwritten.store(oldest, Ordering::Relaxed);
+            self.state.in_flight.store(buf.len(), Ordering::Relaxed);
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match self.write(&buf).await {
+                    Ok(quarantined) => {
+                        metrics::counter!("safeguard_decision_records_written_total")
+                            .increment((buf.len() as u64).saturating_sub(quarantined));
+                        break;
+                    }
+                    Err(e) => {
+                        self.state.failing.store(true, Ordering::Relaxed);
+                        metrics::counter!("safeguard_decision_record_write_failures_total").increment(1);
+                        tracing::warn!(error = %describe(&e), records = buf.len(), "cannot write decision records; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            self.state.failing.store(false, Ordering::Relaxed);
+            self.state.in_flight.store(0, Ordering::Relaxed);
+            self.state.oldest_unwritten.store(0, Ordering::Relaxed);
+            buf.clear();
         }
-        let missing = lost.swap(0, Ordering::Relaxed);
-        if missing > 0 {
-            buf.push(lost_marker(missing));
+    }
+
+    /// Writes `records`, quarantining those the database refuses; returns how many were
+    /// quarantined. An error means the batch is to be retried whole (the module's rule).
+    async fn write(&self, records: &[DecisionRecord]) -> Result<u64, Error> {
+        let err = match self.store.insert_decisions(records).await {
+            Ok(()) => return Ok(0),
+            Err(e) if !refused_by_database(&e) => return Err(e),
+            Err(e) => e,
+        };
+        // Refused: by a record, or because the tables are gone? Only a readable table blames a record.
+        self.store.probe_decisions().await?;
+        if let [record] = records {
+            tracing::error!(decision_id = %record.decision_id, error = %describe(&err), "decision record refused; quarantined");
+            if self.store.quarantine_decision(record, &describe(&err)).await? {
+                metrics::counter!("safeguard_decision_records_quarantined_total").increment(1);
+            }
+            return Ok(1);
         }
-        // Retry a failed batch (the database may be briefly away); meanwhile the queue fills and
-        // overflow is counted, never hidden.
-        let mut delay = Duration::from_millis(100);
-        while let Err(e) = store.insert_decisions(&buf).await {
-            tracing::warn!(error = %e, records = buf.len(), "cannot write decision records; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        metrics::counter!("safeguard_decision_records_written_total").increment(buf.len() as u64);
-        buf.clear();
+        let (left, right) = records.split_at(records.len() / 2);
+        let left = Box::pin(self.write(left)).await?;
+        Ok(left + Box::pin(self.write(right)).await?)
     }
 }
 
-async fn prune_loop(store: Store, retention: Duration, interval: Duration) {
+/// Deletes records, and quarantined records, past the retention: `batch` rows per statement, so no
+/// prune holds a long lock or a big transaction, yielding between statements so the writer gets its
+/// turn.
+async fn prune_loop(store: Store, retention: Duration, interval: Duration, batch: u64) {
     loop {
         let cutoff = Timestamp::now().plus_seconds(-i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
-        loop {
-            match store.prune_decisions(cutoff, 1000).await {
-                Ok(n) if n > 0 => metrics::counter!("safeguard_decision_records_pruned_total").increment(n),
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot prune decision records");
-                    break;
-                }
+        prune(|| store.prune_decisions(cutoff, batch), "safeguard_decision_records_pruned_total").await;
+        prune(|| store.prune_quarantine(cutoff, batch), "safeguard_decision_quarantine_pruned_total").await;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Runs one bounded prune statement after another until one deletes nothing.
+async fn prune<F, Fut>(mut step: F, counter: &'static str)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, Error>>,
+{
+    loop {
+        match step().await {
+            Ok(0) => return,
+            Ok(n) => {
+                metrics::counter!(counter).increment(n);
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), counter, "cannot prune decision records");
+                return;
             }
         }
-        tokio::time::sleep(interval).await;
     }
 }

@@ -33,6 +33,7 @@ fn recorder_options(settings: &Settings) -> RecorderOptions {
         batch_size: d.batch_size,
         retention: std::time::Duration::from_secs(u64::from(d.retention_days) * 86_400),
         prune_interval: std::time::Duration::from_secs(d.prune_interval_s),
+        prune_batch: d.prune_batch_size,
     }
 }
 
@@ -135,8 +136,13 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen_addr))?;
         let (decisions, recorder_tasks) = DecisionLog::start(store.clone(), &recorder_options(&settings));
-        let shared =
-            Shared { store, registry, max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms), decisions };
+        let shared = Shared {
+            store,
+            registry,
+            max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms),
+            stream_idle_timeout: ms(settings.server.stream_idle_timeout_ms),
+            decisions,
+        };
         let metrics_listener = if settings.metrics.enabled {
             crate::telemetry::metrics_handle();
             Some(
@@ -174,9 +180,13 @@ impl App {
         // The snapshot is loaded (build did it), so verification can serve from the first request,
         // unless the log it was loaded from could not be trusted.
         let (health, health_service) = tonic_health::server::health_reporter();
-        crate::health::set_all(&health, shared.registry.is_fresh(), true).await;
-        let monitor =
-            tokio::spawn(crate::health::monitor(health.clone(), shared.store.clone(), shared.registry.clone()));
+        crate::health::set_all(&health, shared.registry.is_fresh(), true, true).await;
+        let monitor = tokio::spawn(crate::health::monitor(
+            health.clone(),
+            shared.store.clone(),
+            shared.registry.clone(),
+            shared.decisions.clone(),
+        ));
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|listener| {
             tokio::spawn(crate::telemetry::serve_metrics(listener, async {
@@ -202,13 +212,22 @@ impl App {
         if let Some(tls) = tls {
             server = server.tls_config(tls)?;
         }
-        let result = server
-            .timeout(ms(settings.server.request_timeout_ms))
-            .max_concurrent_streams(settings.server.max_concurrent_streams)
-            .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
-            .load_shed(settings.server.load_shed)
+        // The limits live in our own stack, under the metrics layer, so a shed or timed-out request
+        // is counted with the code its client saw; tonic's own `timeout`/`load_shed` would refuse
+        // outside it, uncounted, as CANCELLED and RESOURCE_EXHAUSTED. From the outside in: count,
+        // turn tower errors into statuses, shed, time out unary calls, limit, authenticate.
+        let stack = tower::ServiceBuilder::new()
             .layer(crate::telemetry::MetricsLayer)
-            .layer(auth)
+            .layer(crate::overload::StatusLayer)
+            .option_layer(settings.server.load_shed.then(tower::load_shed::LoadShedLayer::new))
+            .layer(crate::overload::UnaryTimeoutLayer::new(ms(settings.server.request_timeout_ms)))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(settings.server.concurrency_limit))
+            .layer(auth);
+        let result = server
+            .max_concurrent_streams(settings.server.max_concurrent_streams)
+            // Without load shedding this only queues a connection's requests, refusing none.
+            .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
+            .layer(stack)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -220,7 +239,7 @@ impl App {
                 tracing::info!("shutting down: finishing in-flight requests");
                 // Stop the monitor first, so it cannot report SERVING again.
                 monitor.abort();
-                crate::health::set_all(&health, false, false).await;
+                crate::health::set_all(&health, false, false, false).await;
             })
             .await;
         background.iter().for_each(JoinHandle::abort);

@@ -108,14 +108,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let method = rpc_name(req.uri().path());
-        let started = Instant::now();
+        let outcome = Outcome { method: rpc_name(req.uri().path()), started: Instant::now(), code: None };
         let fut = self.inner.call(req);
         Box::pin(async move {
+            // Moves the whole guard in (a closure would capture only the field it assigns).
+            let mut outcome = outcome;
             let result = fut.await;
             // A unary RPC that fails answers trailers-only, with grpc-status in the headers; an
             // answer without it succeeded (streams that fail midway are counted as OK here).
-            let code = match &result {
+            outcome.code = Some(match &result {
                 Ok(resp) => resp
                     .headers()
                     .get("grpc-status")
@@ -123,12 +124,26 @@ where
                     .and_then(|v| v.parse::<i32>().ok())
                     .map_or("OK", |c| code_name(tonic::Code::from(c))),
                 Err(_) => "UNAVAILABLE",
-            };
-            metrics::counter!("safeguard_rpc_requests_total", "method" => method, "code" => code).increment(1);
-            metrics::histogram!("safeguard_rpc_duration_seconds", "method" => method)
-                .record(started.elapsed().as_secs_f64());
+            });
             result
         })
+    }
+}
+
+/// Counts one RPC when it is dropped: with its code once it answered, as CANCELLED if it never did
+/// (the client went away, or the client's own deadline ran out first), so no request goes uncounted.
+struct Outcome {
+    method: &'static str,
+    started: Instant,
+    code: Option<&'static str>,
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        let code = self.code.unwrap_or("CANCELLED");
+        metrics::counter!("safeguard_rpc_requests_total", "method" => self.method, "code" => code).increment(1);
+        metrics::histogram!("safeguard_rpc_duration_seconds", "method" => self.method)
+            .record(self.started.elapsed().as_secs_f64());
     }
 }
 

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_registry;
 mod m20261128_000002_create_audit;
 mod m20261202_000002_scope_request_ids;
+mod m20261202_000003_create_decision_quarantine;
 
 /// Runs safeguard's migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_registry::Migration),
             Box::new(m20261128_000002_create_audit::Migration),
             Box::new(m20261202_000002_scope_request_ids::Migration),
+            Box::new(m20261202_000003_create_decision_quarantine::Migration),
         ]
     }
 }

@@ -74,6 +74,8 @@ pub struct ImportReport {
     /// The registry revision after the import.
     pub revision: i64,
     pub elapsed: Duration,
+    /// Errors a server counted but did not list (`--grpc`: a report lists the first 1000).
+    pub errors_unlisted: i64,
 }
 
 impl ImportReport {
@@ -113,24 +115,29 @@ impl std::fmt::Display for ImportReport {
             "  attestations: {} created, {} unchanged",
             self.attestations_created, self.attestations_unchanged
         )?;
-        write!(f, "  errors:       {} rows not imported", self.failed_rows())
+        write!(f, "  errors:       {} rows not imported", self.failed_rows())?;
+        if self.errors_unlisted > 0 {
+            write!(f, ", and {} more errors the server did not list", self.errors_unlisted)?;
+        }
+        Ok(())
     }
 }
 
 /// What the reading thread hands to the writer: up to one batch of valid rows, and the faults of
-/// the invalid rows read along the way.
-struct Chunk {
+/// the invalid rows read along the way. `T` is what a row becomes: a validated [`ImportItem`], or
+/// the message that `safeguard import --grpc` sends.
+pub(super) struct Chunk<T> {
     /// Each item with its 0-based position among the valid rows; `import_batch` echoes it in errors.
-    items: Vec<(i64, ImportItem)>,
+    pub(super) items: Vec<(i64, T)>,
     /// The line of each item, in the same order.
-    lines: Vec<u64>,
-    errors: Vec<RowError>,
-    rows: u64,
+    pub(super) lines: Vec<u64>,
+    pub(super) errors: Vec<RowError>,
+    pub(super) rows: u64,
     /// Bytes of the file consumed so far.
-    bytes: u64,
+    pub(super) bytes: u64,
 }
 
-impl Chunk {
+impl<T> Chunk<T> {
     fn new(capacity: usize) -> Self {
         Self {
             items: Vec::with_capacity(capacity),
@@ -146,17 +153,37 @@ fn faults(line: u64, violations: Vec<Violation>) -> impl Iterator<Item = RowErro
     violations.into_iter().map(move |v| RowError { line, field: v.field, message: v.description })
 }
 
-/// Reads rows and sends them in chunks; stops early if the receiver is gone (the import failed).
-struct Reader {
-    tx: mpsc::Sender<Chunk>,
-    chunk: Chunk,
-    batch_size: usize,
-    next_index: i64,
+/// How a row is read: from CSV, and from one line of JSON Lines.
+pub(super) struct Parsers<T> {
+    pub(super) csv: fn(&CsvRow<'_>) -> Result<T, Vec<Violation>>,
+    pub(super) json: fn(&str) -> Result<T, Vec<Violation>>,
 }
 
-impl Reader {
+/// Reads rows and sends them in chunks; stops early if the receiver is gone (the import failed).
+pub(super) struct Reader<T> {
+    tx: mpsc::Sender<Chunk<T>>,
+    chunk: Chunk<T>,
+    batch_size: usize,
+    next_index: i64,
+    parse: Parsers<T>,
+}
+
+impl<T> Reader<T> {
+    /// A reader that sends chunks of `batch_size` items to `tx`.
+    pub(super) fn new(tx: mpsc::Sender<Chunk<T>>, batch_size: usize, parse: Parsers<T>) -> Self {
+        Self { tx, chunk: Chunk::new(batch_size), batch_size, next_index: 0, parse }
+    }
+
+    /// Reads the whole input in `format`.
+    pub(super) fn read(self, format: Format, input: impl Read) -> anyhow::Result<()> {
+        match format {
+            Format::Csv => self.csv(input),
+            Format::Jsonl => self.jsonl(input),
+        }
+    }
+
     /// Adds one row; false when the import has stopped.
-    fn row(&mut self, line: u64, bytes: u64, parsed: Result<ImportItem, Vec<Violation>>) -> bool {
+    fn row(&mut self, line: u64, bytes: u64, parsed: Result<T, Vec<Violation>>) -> bool {
         self.chunk.rows += 1;
         self.chunk.bytes = bytes;
         match parsed {
@@ -192,7 +219,7 @@ impl Reader {
                     if rec.iter().all(|f| f.trim().is_empty()) {
                         continue;
                     }
-                    (line, item(&CsvRow { header: &header, record: &rec }))
+                    (line, (self.parse.csv)(&CsvRow { header: &header, record: &rec }))
                 }
                 // A row with the wrong number of fields, or not UTF-8: reported, and reading goes on.
                 Err(e) => match e.kind() {
@@ -229,7 +256,7 @@ impl Reader {
             bytes += n as u64;
             let parsed = match std::str::from_utf8(&buf) {
                 Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => json_item(text),
+                Ok(text) => (self.parse.json)(text),
                 Err(_) => Err(vec![Violation::new("", "is not valid UTF-8")]),
             };
             if !self.row(line, bytes, parsed) {
@@ -243,31 +270,14 @@ impl Reader {
 
 /// Imports `path` into `store`, batch by batch.
 pub async fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> anyhow::Result<ImportReport> {
-    let format = match options.format.or_else(|| Format::from_path(path)) {
-        Some(f) => f,
-        None => anyhow::bail!(
-            "cannot tell the format of {} from its extension (.csv, .jsonl, .ndjson): pass --format csv or jsonl",
-            path.display()
-        ),
-    };
-    anyhow::ensure!(options.batch_size > 0, "the batch size must be positive");
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (format, file, size) = open(path, options)?;
     let started = Instant::now();
     let bar = progress_bar(options.progress, size);
 
     // Two chunks in flight: one being written, one read ahead.
-    let (tx, mut rx) = mpsc::channel::<Chunk>(2);
-    let reader = Reader { tx, chunk: Chunk::new(options.batch_size), batch_size: options.batch_size, next_index: 0 };
-    let shown: PathBuf = path.to_owned();
-    let reading = tokio::task::spawn_blocking(move || {
-        let input = BufReader::with_capacity(1 << 16, file);
-        match format {
-            Format::Csv => reader.csv(input),
-            Format::Jsonl => reader.jsonl(input),
-        }
-        .with_context(|| format!("cannot import {}", shown.display()))
-    });
+    let (tx, mut rx) = mpsc::channel::<Chunk<ImportItem>>(2);
+    let reader = Reader::new(tx, options.batch_size, Parsers { csv: |row| item(row), json: json_item });
+    let reading = spawn_reader(reader, format, file, path);
 
     let mut report = ImportReport::default();
     let mut revision = None;
@@ -295,6 +305,36 @@ pub async fn import_file(store: &Store, path: &Path, options: &ImportOptions) ->
     Ok(report)
 }
 
+/// The file's format (from the options or its extension), the open file and its size.
+pub(super) fn open(path: &Path, options: &ImportOptions) -> anyhow::Result<(Format, File, u64)> {
+    let format = match options.format.or_else(|| Format::from_path(path)) {
+        Some(f) => f,
+        None => anyhow::bail!(
+            "cannot tell the format of {} from its extension (.csv, .jsonl, .ndjson): pass --format csv or jsonl",
+            path.display()
+        ),
+    };
+    anyhow::ensure!(options.batch_size > 0, "the batch size must be positive");
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((format, file, size))
+}
+
+/// Reads `file` on a blocking thread.
+pub(super) fn spawn_reader<T: Send + 'static>(
+    reader: Reader<T>,
+    format: Format,
+    file: File,
+    path: &Path,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let shown: PathBuf = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        reader
+            .read(format, BufReader::with_capacity(1 << 16, file))
+            .with_context(|| format!("cannot import {}", shown.display()))
+    })
+}
+
 fn merge(report: &mut ImportReport, outcome: &ImportOutcome, first: i64, lines: &[u64]) {
     report.sellers_created += outcome.sellers_created;
     report.sellers_updated += outcome.sellers_updated;
@@ -309,7 +349,7 @@ fn merge(report: &mut ImportReport, outcome: &ImportOutcome, first: i64, lines: 
     }
 }
 
-fn progress_bar(show: bool, bytes: u64) -> ProgressBar {
+pub(super) fn progress_bar(show: bool, bytes: u64) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }

@@ -242,8 +242,32 @@ impl Fields for JsonRow {
 
 /// Reads and validates one line of JSON Lines.
 pub fn json_item(line: &str) -> Result<ImportItem, Vec<Violation>> {
+    json_row(line, item)
+}
+
+/// Reads one row into the message `ImportSellers` takes (`safeguard import --grpc`). Only reading
+/// faults are found here; the server validates the rest and reports it by item index.
+pub fn request(row: &impl Fields) -> Result<pb::ImportSellersRequest, Vec<Violation>> {
+    use pb::import_sellers_request::Item;
+    let (record, faults) = record(row)?;
+    if !faults.is_empty() {
+        return Err(faults);
+    }
+    let item = match record {
+        Record::Seller(s) => Item::Seller(s),
+        Record::Attestation(a) => Item::Attestation(a),
+    };
+    Ok(pb::ImportSellersRequest { item: Some(item) })
+}
+
+/// Reads one line of JSON Lines into the message `ImportSellers` takes.
+pub fn json_request(line: &str) -> Result<pb::ImportSellersRequest, Vec<Violation>> {
+    json_row(line, request)
+}
+
+fn json_row<T>(line: &str, read: impl Fn(&JsonRow) -> Result<T, Vec<Violation>>) -> Result<T, Vec<Violation>> {
     match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(map)) => item(&JsonRow(map)),
+        Ok(Value::Object(map)) => read(&JsonRow(map)),
         Ok(_) => Err(vec![Violation::new("", "must be a JSON object")]),
         Err(e) => Err(vec![Violation::new("", format!("is not valid JSON: {e}"))]),
     }

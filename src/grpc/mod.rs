@@ -24,6 +24,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     /// Longest a request with `min_revision` waits for the snapshot.
     pub max_min_revision_wait: Duration,
+    /// Longest pause between two messages of a client stream (ImportSellers).
+    pub stream_idle_timeout: Duration,
     /// Where decisions are recorded.
     pub decisions: Arc<crate::recorder::DecisionLog>,
 }

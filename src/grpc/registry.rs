@@ -102,6 +102,58 @@ fn import_item(req: pb::ImportSellersRequest, index: i64) -> Result<ImportItem, 
     }
 }
 
+/// Errors an import report lists; beyond it only `errors_total` counts them, so a file of bad rows
+/// cannot make the report larger than a client accepts.
+const MAX_REPORTED_ERRORS: usize = 1000;
+
+/// The first [`MAX_REPORTED_ERRORS`] item errors of an import (by index) and how many there were.
+#[derive(Default)]
+struct ErrorTally {
+    kept: Vec<ImportRowError>,
+    total: i64,
+}
+
+impl ErrorTally {
+    fn add(&mut self, errors: Vec<ImportRowError>) {
+        self.total += errors.len() as i64;
+        self.kept.extend(errors);
+        // Trimming to the lowest indices is safe at any time: what is dropped has MAX smaller ones.
+        if self.kept.len() > 2 * MAX_REPORTED_ERRORS {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        self.kept.sort_by_key(|e| e.index);
+        self.kept.truncate(MAX_REPORTED_ERRORS);
+    }
+
+    fn finish(mut self) -> (Vec<ImportRowError>, i64) {
+        self.trim();
+        (self.kept, self.total)
+    }
+}
+
+/// `status`, extended with what an import that ends early did commit: every item before `applied`.
+fn partial(status: Status, total: &ImportOutcome, errors: &ErrorTally, applied: i64) -> Status {
+    Status::new(
+        status.code(),
+        format!(
+            "{}; the first {applied} items were applied (sellers created {}, updated {}, unchanged {}; \
+             attestations created {}, unchanged {}; {} errors) up to revision {}, none after them; \
+             the import is idempotent: resend from item {applied}",
+            status.message(),
+            total.sellers_created,
+            total.sellers_updated,
+            total.sellers_unchanged,
+            total.attestations_created,
+            total.attestations_unchanged,
+            errors.total,
+            total.revision,
+        ),
+    )
+}
+
 fn merge(total: &mut ImportOutcome, part: ImportOutcome) {
     total.sellers_created += part.sellers_created;
     total.sellers_updated += part.sellers_updated;
@@ -256,43 +308,67 @@ impl RegistryService for RegistryApi {
         request: Request<Streaming<pb::ImportSellersRequest>>,
     ) -> Result<Response<pb::ImportSellersResponse>, Status> {
         let actor = authorize(&request, &[Role::Legal])?.subject.clone();
+        let idle = self.shared.stream_idle_timeout;
         let mut stream = request.into_inner();
         let mut total = ImportOutcome { revision: self.shared.registry.revision(), ..ImportOutcome::default() };
+        let mut errors = ErrorTally::default();
         let mut batch = Vec::with_capacity(IMPORT_BATCH);
         let mut index = 0i64;
+        // Every item before this one is applied or reported: where a resend would start.
+        let mut applied = 0i64;
         let span = tracing::info_span!("import_sellers", %actor);
-        loop {
-            let next = stream.message().await?;
+        // The request timeout does not apply to this stream (however long a bulk load takes, it is
+        // working); a client that stops sending is bounded by the idle timeout instead.
+        let ended = loop {
+            let next = match tokio::time::timeout(idle, stream.message()).await {
+                Ok(Ok(next)) => next,
+                Ok(Err(status)) => break Some(status),
+                Err(_) => {
+                    break Some(Status::deadline_exceeded(format!(
+                        "import stream idle for more than {} ms",
+                        idle.as_millis()
+                    )));
+                }
+            };
             let done = next.is_none();
             if let Some(item) = next {
                 match import_item(item, index) {
                     Ok(item) => batch.push((index, item)),
-                    Err(errors) => total.errors.extend(errors),
+                    Err(faults) => errors.add(faults),
                 }
                 index += 1;
             }
             if batch.len() >= IMPORT_BATCH || (done && !batch.is_empty()) {
                 let items = std::mem::take(&mut batch);
-                let outcome = self.shared.store.import_batch(&actor, items).instrument(span.clone()).await?;
+                let outcome = self.shared.store.import_batch(&actor, items).instrument(span.clone()).await;
+                let mut outcome = outcome.map_err(|e| partial(e.into(), &total, &errors, applied))?;
+                errors.add(std::mem::take(&mut outcome.errors));
                 merge(&mut total, outcome);
+                applied = index;
             }
             if done {
-                break;
+                break None;
             }
+        };
+        if let Some(status) = ended {
+            // A stream that breaks or goes idle applies nothing of its unfinished batch (a client
+            // cut off midway must not leave a random prefix of it); the status says exactly which
+            // items were applied, and the import is idempotent, so the client resends from there.
+            return Err(partial(status, &total, &errors, applied));
         }
-        total.errors.sort_by_key(|e| e.index);
+        let (errors, errors_total) = errors.finish();
         Ok(Response::new(pb::ImportSellersResponse {
             sellers_created: total.sellers_created,
             sellers_updated: total.sellers_updated,
             sellers_unchanged: total.sellers_unchanged,
             attestations_created: total.attestations_created,
             attestations_unchanged: total.attestations_unchanged,
-            errors: total
-                .errors
+            errors: errors
                 .into_iter()
                 .map(|e| pb::ImportError { index: e.index, field: e.field, message: e.message })
                 .collect(),
             revision: total.revision,
+            errors_total,
         }))
     }
 

@@ -1,9 +1,14 @@
 //! The decision records: written in batches off the hot path, listed and fetched by auditors, and
-//! pruned after the retention period.
+//! pruned after the retention period. A record the database refuses is quarantined
+//! (`decision_quarantine`) so it never blocks the others.
 
-use sea_orm::{ActiveValue::Set as Val, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sqlx::postgres::PgDatabaseError;
+use sea_orm::{
+    ActiveValue::Set as Val, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    RuntimeErr, TransactionTrait,
+};
 
-use super::entities::decision;
+use super::entities::{decision, decision_quarantine};
 use super::{Store, rows};
 use crate::domain::record::{DecisionRecord, RecordedReasons};
 use crate::domain::{Decision, SellerId, Timestamp, Vocab};
@@ -37,6 +42,52 @@ fn to_row(r: &DecisionRecord) -> decision::ActiveModel {
         policy_version: Val(r.policy_version.clone()),
         lost_records: Val(r.lost_records),
     }
+}
+
+/// The record as JSON with the `decisions` table's column names, so it can be inspected and put
+/// back by hand.
+fn record_json(r: &DecisionRecord) -> String {
+    serde_json::json!({
+        "decision_id": r.decision_id,
+        "time": r.time.as_micros(),
+        "caller": r.caller,
+        "seller_id": r.seller_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        "purpose": r.purpose.map(|p| p.name()).unwrap_or_default(),
+        "basis": r.basis.map(|b| b.name()).unwrap_or_default(),
+        "basis_evidence_ref": r.basis_evidence_ref,
+        "categories": rows::names(&r.categories),
+        "decision": r.decision.map(|d| d.name()).unwrap_or_default(),
+        "allowed": rows::names(&r.allowed),
+        "reasons": serde_json::to_string(&r.outcome).unwrap_or_default(),
+        "revision": r.revision,
+        "policy_version": r.policy_version,
+        "lost_records": r.lost_records,
+    })
+    .to_string()
+}
+
+/// Whether the database answered and refused the statement itself (a constraint, a trigger, a
+/// value it will not take) rather than being unreachable or failing for reasons of its own that a
+/// retry outlasts: a lock or busy database, a serialization conflict or deadlock, a shutdown, no
+/// resources. Only a refusal can be a record's fault; the recorder still checks the tables are
+/// there before it blames a record (a missing table is refused too, but no record is at fault).
+pub fn refused_by_database(err: &Error) -> bool {
+    let Error::Database(source) = err else { return false };
+    let Some(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) =
+        source.downcast_ref::<DbErr>()
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = e.as_ref() else { return false };
+    if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+        // SQLSTATE classes: 08 connection, 40 transaction rollback, 53 insufficient resources,
+        // 57 operator intervention, 58 system error.
+        return !["08", "40", "53", "57", "58"].iter().any(|class| pg.code().starts_with(class));
+    }
+    // SQLite (extended) result codes; the primary code is the low byte: BUSY 5, LOCKED 6, NOMEM 7,
+    // IOERR 10, FULL 13, CANTOPEN 14.
+    let primary = db.code().and_then(|c| c.parse::<u32>().ok()).map(|c| c & 0xff);
+    !matches!(primary, Some(5 | 6 | 7 | 10 | 13 | 14))
 }
 
 fn opt<T: Vocab>(name: &str, key: &str) -> Result<Option<T>> {
@@ -78,14 +129,76 @@ fn from_row(m: decision::Model) -> Result<DecisionRecord> {
 }
 
 impl Store {
-    /// Inserts a batch of decision records.
+    /// Inserts a batch of decision records in one transaction, one multi-row INSERT per chunk.
+    /// Idempotent: a record already there (a retried batch) is skipped, never an error, so a batch
+    /// that failed midway can simply be written again.
     pub async fn insert_decisions(&self, records: &[DecisionRecord]) -> Result<()> {
+        let txn = self.db.begin().await?;
+        // 200 rows of 14 columns stay far below either database's limit on bound parameters.
         for chunk in records.chunks(200) {
-            decision::Entity::insert_many(chunk.iter().map(to_row).collect::<Vec<_>>())
-                .exec_without_returning(&self.db)
+            decision::Entity::insert_many(chunk.iter().map(to_row))
+                .on_conflict_do_nothing_on([decision::Column::DecisionId])
+                .exec_without_returning(&txn)
                 .await?;
         }
+        txn.commit().await?;
         Ok(())
+    }
+
+    /// Whether the decision tables can be read at all: tells "the database refuses this record"
+    /// from "the tables are not there or the database is away".
+    pub async fn probe_decisions(&self) -> Result<()> {
+        decision::Entity::find()
+            .select_only()
+            .column(decision::Column::DecisionId)
+            .limit(1)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?;
+        decision_quarantine::Entity::find()
+            .select_only()
+            .column(decision_quarantine::Column::DecisionId)
+            .limit(1)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps a record the database refused, with the error; false if it was quarantined already.
+    pub async fn quarantine_decision(&self, record: &DecisionRecord, error: &str) -> Result<bool> {
+        let row = decision_quarantine::ActiveModel {
+            decision_id: Val(record.decision_id.clone()),
+            time: Val(record.time.as_micros()),
+            quarantine_time: Val(Timestamp::now().as_micros()),
+            record: Val(record_json(record)),
+            error: Val(error.to_owned()),
+        };
+        let inserted = decision_quarantine::Entity::insert(row)
+            .on_conflict_do_nothing_on([decision_quarantine::Column::DecisionId])
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+    }
+
+    /// Deletes up to `batch` quarantined records older than `before`; returns how many went.
+    pub async fn prune_quarantine(&self, before: Timestamp, batch: u64) -> Result<u64> {
+        let ids: Vec<String> = decision_quarantine::Entity::find()
+            .select_only()
+            .column(decision_quarantine::Column::DecisionId)
+            .filter(decision_quarantine::Column::Time.lt(before.as_micros()))
+            .limit(batch)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let res = decision_quarantine::Entity::delete_many()
+            .filter(decision_quarantine::Column::DecisionId.is_in(ids))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
     }
 
     /// One decision record.

@@ -208,3 +208,24 @@ pub mod decision {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Decision records the database refused, kept aside with the error.
+pub mod decision_quarantine {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "decision_quarantine")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub decision_id: String,
+        pub time: i64,
+        pub quarantine_time: i64,
+        pub record: String,
+        pub error: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -20,7 +20,7 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, Notify};
 
-pub use decisions::DecisionFilter;
+pub use decisions::{DecisionFilter, refused_by_database};
 use entities::{event, head, seller};
 pub(crate) use fold::apply_checked;
 pub use fold::{FoldedLog, RegistryState};

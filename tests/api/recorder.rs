@@ -1,0 +1,258 @@
+//! The decision recorder never stops: a record the database refuses is quarantined while every
+//! other decision is recorded, a database that goes away loses and duplicates nothing (and health
+//! says the recorder is behind meanwhile), and pruning keeps both tables within the retention.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use safeguard::auth::Role;
+use safeguard::config::Settings;
+use safeguard::pb::v1::DataCategory as C;
+use safeguard::pb::v1::Purpose as P;
+use sea_orm::{ConnectionTrait, Statement};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::harness::*;
+
+/// Runs `async fn $name(Backend)` as `$name::sqlite` and `$name::postgres`.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(crate::harness::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(crate::harness::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+const RECORDER: &str = "safeguard.v1.DecisionRecorder";
+const VERIFICATION: &str = "safeguard.v1.VerificationService";
+
+async fn spawn(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    let db = TestDb::new(backend).await?;
+    let mut settings = test_settings(&db);
+    adjust(&mut settings);
+    Some(TestApp::spawn_with(db, settings).await)
+}
+
+/// The single number a `SELECT COUNT(*) ...` answers.
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().unwrap();
+    let n: i64 = row.try_get_by_index(0).unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn health(app: &TestApp, service: &str) -> ServingStatus {
+    let mut client = HealthClient::new(app.channel.clone());
+    let r = client.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+    r.status()
+}
+
+async fn sample(addr: SocketAddr, series: &str) -> f64 {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).await.unwrap();
+    body.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
+}
+
+/// Makes a decision on the seller `acme` as `app`'s admin or, with `caller`, as that checkout caller.
+async fn decide(app: &TestApp, caller: Option<&str>) {
+    let mut client = match caller {
+        None => app.verification.clone(),
+        Some(sub) => app.clients_as(Some(&token(sub, &[Role::Checkout]))).0,
+    };
+    client.verify_seller(verify("acme", P::OrderFulfillment, &[C::RecipientName])).await.unwrap();
+}
+
+async fn install_poison_trigger(db: &TestDb) {
+    match db.backend {
+        Backend::Sqlite => {
+            db.execute(
+                "CREATE TRIGGER poison BEFORE INSERT ON decisions WHEN NEW.caller = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .await
+        }
+        Backend::Postgres => {
+            db.execute(
+                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.caller = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+            )
+            .await;
+            db.execute("CREATE TRIGGER poison BEFORE INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION refuse_poison()")
+                .await
+        }
+    }
+}
+
+async fn a_refused_record_is_quarantined_and_every_other_decision_is_recorded(backend: Backend) {
+    let Some(mut app) = spawn(backend, |_| {}).await else { return };
+    app.create_seller(seller("acme")).await;
+    install_poison_trigger(&app.db).await;
+    let metrics = app.metrics_addr.unwrap();
+    let before = sample(metrics, "safeguard_decision_records_quarantined_total").await;
+    // Poisoned records interleaved with good ones, so batches mix them.
+    let decisions: Vec<_> = (0..40).map(|i| if i % 10 == 3 { Some("poison") } else { None }).collect();
+    let calls: Vec<_> = decisions
+        .iter()
+        .map(|caller| {
+            let app_channel = (app.verification.clone(), app.clients_as(Some(&token("poison", &[Role::Checkout]))).0);
+            let poison = caller.is_some();
+            tokio::spawn(async move {
+                let (mut admin, mut poisoned) = app_channel;
+                let client = if poison { &mut poisoned } else { &mut admin };
+                client.verify_seller(verify("acme", P::OrderFulfillment, &[C::RecipientName])).await.unwrap();
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+    decide(&app, None).await;
+    let db = app.db.share();
+    eventually("the good records are written and the poisoned ones quarantined", || {
+        let db = db.share();
+        async move {
+            count(&db, "SELECT COUNT(*) FROM decisions").await == 37
+                && count(&db, "SELECT COUNT(*) FROM decision_quarantine").await == 4
+        }
+    })
+    .await;
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM decisions WHERE caller = 'poison'").await, 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM decision_quarantine WHERE error LIKE '%refused%'").await, 4);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM decision_quarantine WHERE record LIKE '%\"caller\":\"poison\"%'").await,
+        4,
+        "the quarantine keeps the record itself"
+    );
+    assert!(sample(metrics, "safeguard_decision_records_quarantined_total").await - before >= 4.0);
+    assert_eq!(health(&app, RECORDER).await, ServingStatus::Serving);
+    // The recorder goes on: a decision made afterwards is recorded too.
+    decide(&app, None).await;
+    eventually("a later decision is recorded", || {
+        let db = db.share();
+        async move { count(&db, "SELECT COUNT(*) FROM decisions").await == 38 }
+    })
+    .await;
+    app.stop().await;
+}
+on_both!(a_refused_record_is_quarantined_and_every_other_decision_is_recorded);
+
+async fn a_database_outage_loses_and_duplicates_nothing_and_health_shows_it(backend: Backend) {
+    let Some(mut app) = spawn(backend, |_| {}).await else { return };
+    app.create_seller(seller("acme")).await;
+    for _ in 0..5 {
+        decide(&app, None).await;
+    }
+    let db = app.db.share();
+    eventually("the first decisions are recorded", || {
+        let db = db.share();
+        async move { count(&db, "SELECT COUNT(*) FROM decisions").await == 5 }
+    })
+    .await;
+
+    // The table goes away while decisions flow: the writer cannot write, and must not blame records.
+    db.execute("ALTER TABLE decisions RENAME TO decisions_away").await;
+    for _ in 0..20 {
+        decide(&app, None).await;
+    }
+    let probe = &app;
+    eventually("health says the recorder is behind", || async move {
+        health(probe, RECORDER).await == ServingStatus::NotServing
+    })
+    .await;
+    assert_eq!(health(&app, VERIFICATION).await, ServingStatus::Serving, "decisions still flow");
+    for _ in 0..5 {
+        decide(&app, None).await;
+    }
+    db.execute("ALTER TABLE decisions_away RENAME TO decisions").await;
+
+    eventually("every decision is recorded once the table is back", || {
+        let db = db.share();
+        async move { count(&db, "SELECT COUNT(*) FROM decisions").await == 30 }
+    })
+    .await;
+    eventually("health says the recorder caught up", || async move {
+        health(probe, RECORDER).await == ServingStatus::Serving
+    })
+    .await;
+    assert_eq!(count(&db, "SELECT COUNT(DISTINCT decision_id) FROM decisions").await, 30);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM decisions WHERE lost_records > 0").await, 0, "nothing was lost");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM decision_quarantine").await, 0, "no record was blamed");
+    app.stop().await;
+}
+on_both!(a_database_outage_loses_and_duplicates_nothing_and_health_shows_it);
+
+fn old_decision(id: &str) -> String {
+    format!(
+        "INSERT INTO decisions (decision_id, time, caller, seller_id, purpose, basis, basis_evidence_ref, \
+         categories, decision, allowed, reasons, revision, policy_version, lost_records) VALUES \
+         ('{id}', 1000, 'old', 'acme', 'ORDER_FULFILLMENT', 'SEPARATE_CONSENT', '', 'RECIPIENT_NAME', 'DENY', '', \
+         '{{\"denied\":[],\"reasons\":[]}}', 0, 'v1', 0)"
+    )
+}
+
+fn old_quarantined(id: &str) -> String {
+    format!(
+        "INSERT INTO decision_quarantine (decision_id, time, quarantine_time, record, error) VALUES \
+         ('{id}', 1000, 2000, '{{}}', 'refused')"
+    )
+}
+
+async fn pruning_removes_old_records_and_quarantined_records_in_bounded_batches(backend: Backend) {
+    let Some(mut app) = spawn(backend, |s| {
+        s.decisions.retention_days = 1;
+        s.decisions.prune_interval_s = 1;
+        // Fewer rows per statement than there are to prune: pruning takes several statements.
+        s.decisions.prune_batch_size = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    app.create_seller(seller("acme")).await;
+    let db = app.db.share();
+    for i in 0..5 {
+        db.execute(&old_decision(&format!("old-{i}"))).await;
+        db.execute(&old_quarantined(&format!("oldq-{i}"))).await;
+    }
+    decide(&app, None).await;
+    eventually("old records and quarantined records are pruned, recent ones kept", || {
+        let db = db.share();
+        async move {
+            count(&db, "SELECT COUNT(*) FROM decisions WHERE caller = 'old'").await == 0
+                && count(&db, "SELECT COUNT(*) FROM decision_quarantine").await == 0
+                && count(&db, "SELECT COUNT(*) FROM decisions").await == 1
+        }
+    })
+    .await;
+    app.stop().await;
+}
+on_both!(pruning_removes_old_records_and_quarantined_records_in_bounded_batches);
