@@ -136,6 +136,10 @@ async fn shutdown_signal() {
     }
 }
 
+/// Per-thread free lists instead of glibc's arenas: see Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
