@@ -5,6 +5,8 @@ pub mod chain;
 pub mod fold;
 pub mod ids;
 pub mod invalid;
+pub mod merkle;
+pub mod note;
 pub mod policy;
 pub mod record;
 pub mod registry;
