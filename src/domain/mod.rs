@@ -8,6 +8,7 @@ pub mod invalid;
 pub mod merkle;
 pub mod note;
 pub mod policy;
+pub mod proof_file;
 pub mod record;
 pub mod registry;
 pub mod replay;

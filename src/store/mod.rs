@@ -7,6 +7,7 @@ mod entities;
 mod fold;
 mod history;
 mod log;
+pub mod merkle;
 mod oversight;
 mod rows;
 mod writes;
