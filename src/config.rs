@@ -62,7 +62,8 @@ impl Default for DecisionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSettings {
-    /// Sign checkpoints (off only to measure what signing costs).
+    /// Keep the Merkle tree with every write and sign checkpoints. Off only to measure what they
+    /// cost: the tree is then caught up from the log at the next start with it on.
     pub checkpoints: bool,
     /// The log's origin, and the signing key's name (C2SP: a schema-less URL is customary).
     pub origin: String,

@@ -81,6 +81,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
         connect_timeout: ms(settings.database.connect_timeout_ms),
     };
     let store = Store::connect(&options).await.context("cannot connect to the database")?;
+    store.set_merkle(settings.audit.checkpoints);
     Ok(store.with_request_id_window(std::time::Duration::from_secs(settings.registry.request_id_window_s)))
 }
 

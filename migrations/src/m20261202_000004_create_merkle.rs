@@ -1,6 +1,11 @@
 //! The Merkle tree over each log (RFC 6962): the hash of every perfect subtree, so that roots and
-//! proofs read O(log n) rows and an append writes O(log n). `log` names the tree (`registry`,
-//! later `decisions`); `level` 0 holds the leaf hashes, level k the subtrees of 2^k leaves.
+//! proofs read O(log n) rows and an append writes O(log n).
+//!
+//! One integer key per node, `log << 56 | level << 50 | index` (log 1 = the registry; level 0 holds
+//! the leaf hashes, level k the subtrees of 2^k leaves), and the 32-byte hash as binary. The store
+//! keeps every fourth level (0, 4, 8, …) and folds the others, so an append writes about 1.07
+//! rows per event; with a single integer key each row is one B-tree insert (in SQLite the key is
+//! the rowid itself).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -15,12 +20,8 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table("merkle_nodes")
-                    .col(string_len("log", 32))
-                    .col(small_integer("level"))
-                    .col(big_integer("idx"))
-                    // Lower-case hex, like every other hash column.
-                    .col(char_len("hash", 64))
-                    .primary_key(Index::create().col("log").col("level").col("idx"))
+                    .col(big_integer("id").primary_key())
+                    .col(binary_len("hash", 32))
                     .to_owned(),
             )
             .await

@@ -164,7 +164,7 @@ impl<'s> WriteTx<'s> {
         let WriteTx { tx, _serial, store, revision, hash, time, events, .. } = self;
         let wrote = !events.is_empty();
         // The Merkle leaves go in with the events, so the tree never disagrees with the log.
-        super::merkle::append_registry(&tx, &events).await?;
+        super::merkle::append_registry(store, &tx, &events).await?;
         let mut events = events.into_iter().peekable();
         while events.peek().is_some() {
             let chunk: Vec<_> = events.by_ref().take(INSERT_CHUNK).collect();

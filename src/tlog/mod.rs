@@ -260,14 +260,17 @@ impl Tlog {
 /// the signer. A log that fails the check does not stop the start: the service comes up halted,
 /// so health reports it and every decision says why.
 pub async fn start(settings: &Settings, store: &Store, registry: &Arc<Registry>) -> anyhow::Result<Option<Arc<Tlog>>> {
-    let size = store.sync_merkle().await.map_err(|e| anyhow::anyhow!("cannot bring the Merkle tree up to date: {e}"));
-    match size {
-        Ok(size) => tracing::debug!(size, "registry Merkle tree up to date"),
-        // A tree that cannot follow the log is evidence too: halt rather than refuse to start.
-        Err(e) => registry.halt(format!("{e:#}")),
-    }
     if !settings.audit.checkpoints {
         return Ok(None);
+    }
+    match store.sync_merkle().await {
+        Ok(size) => tracing::debug!(size, "registry Merkle tree up to date"),
+        // A tree that cannot follow the log is evidence too: halt rather than refuse to start.
+        Err(Error::Internal(evidence)) => {
+            tracing::error!(%evidence, "the registry's Merkle tree does not follow its log: halting all decisions");
+            registry.halt(evidence);
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot bring the Merkle tree up to date: {e}")),
     }
     let tlog = Arc::new(Tlog::open(settings, store.clone(), registry.clone(), true)?);
     if registry.halted().is_none() {
