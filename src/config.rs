@@ -23,6 +23,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub decisions: DecisionSettings,
+    pub audit: AuditSettings,
 }
 
 /// The decision records auditors read.
@@ -53,6 +54,37 @@ impl Default for DecisionSettings {
             retention_days: 400,
             prune_interval_s: 3_600,
             prune_batch_size: 1_000,
+        }
+    }
+}
+
+/// The verifiable log: signed checkpoints of the registry's Merkle tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Keep the Merkle tree with every write and sign checkpoints. Off only to measure what they
+    /// cost: the tree is then caught up from the log at the next start with it on.
+    pub checkpoints: bool,
+    /// The log's origin, and the signing key's name (C2SP: a schema-less URL is customary).
+    pub origin: String,
+    /// The Ed25519 signer key (`PRIVATE+KEY+name+id+key`); never stored in the database. Unset
+    /// with SQLite: `safeguard.signing-key` beside the database, created on the first run. Required
+    /// with PostgreSQL (created there too if the file does not exist yet).
+    pub signing_key_file: Option<PathBuf>,
+    /// Seconds between checkpoints (a checkpoint is signed only when the log grew).
+    pub checkpoint_interval_s: u64,
+    /// The last checkpoint and one file per checkpoint; unset: `checkpoints/` beside the key.
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoints: true,
+            origin: "safeguard".to_owned(),
+            signing_key_file: None,
+            checkpoint_interval_s: 60,
+            checkpoint_dir: None,
         }
     }
 }
@@ -359,6 +391,7 @@ impl Settings {
             ("decisions.retention_days", u64::from(self.decisions.retention_days)),
             ("decisions.prune_interval_s", self.decisions.prune_interval_s),
             ("registry.request_id_window_s", self.registry.request_id_window_s),
+            ("audit.checkpoint_interval_s", self.audit.checkpoint_interval_s),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -392,6 +425,10 @@ impl Settings {
                  minted for other services are refused"
                     .into(),
             ));
+        }
+        let origin = &self.audit.origin;
+        if origin.is_empty() || origin.chars().any(|c| c == '+' || c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError("audit.origin must be non-empty, without '+' or spaces".into()));
         }
         if self.snapshot.max_staleness_ms <= self.snapshot.poll_interval_ms {
             return Err(ConfigError("snapshot.max_staleness_ms must exceed snapshot.poll_interval_ms".into()));

@@ -8,6 +8,7 @@
 //! - [`snapshot`]: the in-memory registry VerifySeller reads, and the task that follows the log.
 //! - [`grpc`]: thin adapters between the proto contract and the domain.
 //! - [`auth`]: who is calling and what they may do.
+//! - [`tlog`]: signed checkpoints of the registry's Merkle tree, and the watch that it only grows.
 //! - [`startup`]: [`startup::App`] builds the whole service; `main.rs` only parses the command line.
 //! - [`overload`]: the request timeout, concurrency limit and load shedding, counted by code.
 //! - [`config`], [`error`], [`pb`]: settings, the one error type, the generated code.
@@ -27,3 +28,4 @@ pub mod snapshot;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tlog;

@@ -66,6 +66,8 @@ enum Command {
     /// Write the recipient register: every active seller that may receive buyer data now, with
     /// what it may receive per purpose (as ExportRecipientRegister answers; no server needed).
     Register(safeguard::cli::RegisterArgs),
+    /// Export the verifiable log, or verify an export or a tlog-proof offline (docs/verifiable-log.md).
+    Audit(safeguard::cli::AuditArgs),
 }
 
 fn parse_ttl(raw: &str) -> anyhow::Result<u64> {
@@ -182,5 +184,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Export(args) => safeguard::cli::run_export(&settings, args).await,
         Command::Generate(args) => safeguard::cli::run_generate(args).await,
         Command::Register(args) => safeguard::cli::run_register(&settings, args).await,
+        Command::Audit(args) => safeguard::cli::run_audit(&settings, args).await,
     }
 }

@@ -81,6 +81,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
         connect_timeout: ms(settings.database.connect_timeout_ms),
     };
     let store = Store::connect(&options).await.context("cannot connect to the database")?;
+    store.set_merkle(settings.audit.checkpoints);
     Ok(store.with_request_id_window(std::time::Duration::from_secs(settings.registry.request_id_window_s)))
 }
 
@@ -130,6 +131,7 @@ impl App {
         if let Some((revision, problem)) = broken {
             registry.halt(format!("registry log rejected at revision {revision}: {problem}"));
         }
+        let tlog = crate::tlog::start(&settings, &store, &registry).await?;
         let follower = spawn_follower(registry.clone(), store.clone(), ms(settings.snapshot.poll_interval_ms));
         let pruner = tokio::spawn(prune_request_ids(store.clone()));
         let listener = TcpListener::bind(settings.server.listen_addr)
@@ -142,6 +144,7 @@ impl App {
             max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms),
             stream_idle_timeout: ms(settings.server.stream_idle_timeout_ms),
             decisions,
+            tlog,
         };
         let metrics_listener = if settings.metrics.enabled {
             crate::telemetry::metrics_handle();

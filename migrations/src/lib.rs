@@ -9,6 +9,7 @@ mod m20261128_000001_create_registry;
 mod m20261128_000002_create_audit;
 mod m20261202_000002_scope_request_ids;
 mod m20261202_000003_create_decision_quarantine;
+mod m20261202_000004_create_merkle;
 
 /// Runs safeguard's migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_create_audit::Migration),
             Box::new(m20261202_000002_scope_request_ids::Migration),
             Box::new(m20261202_000003_create_decision_quarantine::Migration),
+            Box::new(m20261202_000004_create_merkle::Migration),
         ]
     }
 }

@@ -36,6 +36,25 @@ pub fn event_hash(prev_hash: &str, event: &EventFields<'_>) -> String {
     hex::encode(h.finalize())
 }
 
+/// The bytes of an event as a leaf of the registry's Merkle tree: the same length-prefixed fields
+/// the chain hashes (each an 8-byte big-endian length, then the bytes), without the previous hash,
+/// because the tree itself fixes the order. `docs/verifiable-log.md` spells the layout out.
+pub fn leaf_bytes(event: &EventFields<'_>) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(80 + event.actor.len() + event.kind.len() + event.seller_id.len() + event.payload.len());
+    let mut field = |bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    field(&event.revision.to_be_bytes());
+    field(&event.time_micros.to_be_bytes());
+    field(event.actor.as_bytes());
+    field(event.kind.as_bytes());
+    field(event.seller_id.as_bytes());
+    field(event.payload.as_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +79,18 @@ mod tests {
         let shifted = EventFields { actor: "aK", kind: "", ..base };
         let moved = EventFields { actor: "a", kind: "K", ..base };
         assert_ne!(event_hash(GENESIS_HASH, &shifted), event_hash(GENESIS_HASH, &moved));
+    }
+
+    #[test]
+    fn leaf_bytes_are_the_chain_fields_without_the_previous_hash() {
+        let e = EventFields { revision: 1, time_micros: 5, actor: "a", kind: "K", seller_id: "s", payload: "{}" };
+        let mut chained = Vec::new();
+        chained.extend_from_slice(&(GENESIS_HASH.len() as u64).to_be_bytes());
+        chained.extend_from_slice(GENESIS_HASH.as_bytes());
+        chained.extend_from_slice(&leaf_bytes(&e));
+        assert_eq!(hex::encode(Sha256::digest(&chained)), event_hash(GENESIS_HASH, &e));
+        let bytes = leaf_bytes(&e);
+        assert_eq!(&bytes[..16], &[0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(bytes.len(), 6 * 8 + 8 + 8 + 1 + 1 + 1 + 2);
     }
 }

@@ -5,10 +5,12 @@
 //!
 //! - [`history`]: the change feed, a seller's history and state as of a time, the chain check;
 //! - [`decisions`]: ExplainDecision and the decision records;
-//! - [`report`]: the compliance report and the recipient register.
+//! - [`report`]: the compliance report and the recipient register;
+//! - [`proofs`]: signed checkpoints, inclusion and consistency proofs, the check against a kept checkpoint.
 
 mod decisions;
 mod history;
+mod proofs;
 mod report;
 
 use std::pin::Pin;
@@ -182,6 +184,27 @@ impl AuditService for AuditApi {
         request: Request<pb::ExportRecipientRegisterRequest>,
     ) -> Result<Response<Self::ExportRecipientRegisterStream>, Status> {
         Ok(report::register(&self.shared, request).await?)
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::SignedCheckpoint>, Status> {
+        Ok(proofs::checkpoint(&self.shared, request).await?)
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        Ok(proofs::inclusion(&self.shared, request).await?)
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        Ok(proofs::consistency(&self.shared, request).await?)
     }
 }
 

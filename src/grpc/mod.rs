@@ -28,6 +28,8 @@ pub struct Shared {
     pub stream_idle_timeout: Duration,
     /// Where decisions are recorded.
     pub decisions: Arc<crate::recorder::DecisionLog>,
+    /// The checkpoint signer (`None` with checkpoints off).
+    pub tlog: Option<Arc<crate::tlog::Tlog>>,
 }
 
 /// The deadline a client set with the `grpc-timeout` header, if any.

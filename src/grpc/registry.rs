@@ -357,6 +357,10 @@ impl RegistryService for RegistryApi {
             return Err(partial(status, &total, &errors, applied));
         }
         let (errors, errors_total) = errors.finish();
+        // A bulk load is a natural point for a checkpoint; the signer does it on its own task.
+        if let Some(tlog) = &self.shared.tlog {
+            tlog.sign_soon();
+        }
         Ok(Response::new(pb::ImportSellersResponse {
             sellers_created: total.sellers_created,
             sellers_updated: total.sellers_updated,

@@ -163,6 +163,8 @@ impl<'s> WriteTx<'s> {
     pub async fn commit<T: Serialize>(self, request: Option<(&RequestKey<'_>, &T)>) -> Result<i64> {
         let WriteTx { tx, _serial, store, revision, hash, time, events, .. } = self;
         let wrote = !events.is_empty();
+        // The Merkle leaves go in with the events, so the tree never disagrees with the log.
+        super::merkle::append_registry(store, &tx, &events).await?;
         let mut events = events.into_iter().peekable();
         while events.peek().is_some() {
             let chunk: Vec<_> = events.by_ref().take(INSERT_CHUNK).collect();

@@ -7,6 +7,7 @@ mod entities;
 mod fold;
 mod history;
 mod log;
+pub mod merkle;
 mod oversight;
 mod rows;
 mod writes;
@@ -86,6 +87,9 @@ pub struct Store {
     /// How long a write's request id is remembered.
     request_id_window: Duration,
     committed: Arc<Notify>,
+    /// Whether writes append to the Merkle tree (off with `audit.checkpoints = false`; the tree
+    /// is then caught up by the next start or write with it on).
+    merkle: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -109,6 +113,7 @@ impl Store {
             write_serial: Arc::new(Mutex::new(())),
             request_id_window: DEFAULT_REQUEST_ID_WINDOW,
             committed: Arc::new(Notify::new()),
+            merkle: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 
@@ -157,6 +162,11 @@ impl Store {
         use migrations::MigratorTrait;
         migrations::Migrator::up(&self.db, None).await?;
         Ok(())
+    }
+
+    /// Turns appending to the Merkle tree on or off (for measuring its cost; see `audit.checkpoints`).
+    pub fn set_merkle(&self, on: bool) {
+        self.merkle.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Notified after every local commit that changed the registry.

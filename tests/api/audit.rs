@@ -249,7 +249,7 @@ async fn five_events(app: &mut TestApp) -> pb::VerifyAuditChainResponse {
     app.attest(attestation("acme", 1)).await;
     app.create_seller(seller("cargo")).await;
     app.attest(attestation("bolt", 2)).await;
-    let intact = auditor(app).verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner();
+    let intact = auditor(app).verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
     assert!(intact.ok, "{intact:?}");
     assert_eq!((intact.head_revision, intact.events_checked, intact.first_broken_revision), (5, 5, 0));
     assert!(intact.problem.is_empty());
@@ -259,7 +259,7 @@ async fn five_events(app: &mut TestApp) -> pb::VerifyAuditChainResponse {
 }
 
 async fn chain(app: &TestApp) -> pb::VerifyAuditChainResponse {
-    auditor(app).verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner()
+    auditor(app).verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner()
 }
 
 both!(an_empty_registry_has_an_intact_chain, |app: TestApp| async move {
@@ -696,7 +696,7 @@ async fn every_rpc(audit: &mut Audit) -> Vec<(&'static str, Result<(), tonic::St
                 .await
                 .map(drop),
         ),
-        ("VerifyAuditChain", audit.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.map(drop)),
+        ("VerifyAuditChain", audit.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.map(drop)),
         ("ExplainDecision", audit.explain_decision(pb::ExplainDecisionRequest::default()).await.map(drop)),
         ("ListDecisions", audit.list_decisions(pb::ListDecisionsRequest::default()).await.map(drop)),
         ("GetDecision", audit.get_decision(pb::GetDecisionRequest { decision_id: "x".into() }).await.map(drop)),

@@ -64,6 +64,8 @@ pub fn postgres_url() -> Option<String> {
 pub struct TestDb {
     pub url: String,
     pub backend: Backend,
+    /// Where the checkpoint key and checkpoints live (outside the database, as in production).
+    pub key_dir: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
@@ -75,7 +77,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("safeguard.db").display());
-                Some(Self { url, backend, _dir: Some(dir), pg: None })
+                Some(Self { url, backend, key_dir: dir.path().to_owned(), _dir: Some(dir), pg: None })
             }
             Backend::Postgres => {
                 let Some(base) = postgres_url() else {
@@ -86,14 +88,15 @@ impl TestDb {
                 psql(&base, &format!("CREATE SCHEMA {schema}")).await;
                 let sep = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{sep}options[search_path]={schema}");
-                Some(Self { url, backend, _dir: None, pg: Some((base, schema)) })
+                let dir = tempfile::tempdir().unwrap();
+                Some(Self { url, backend, key_dir: dir.path().to_owned(), _dir: Some(dir), pg: Some((base, schema)) })
             }
         }
     }
 
     /// The same database for a second server; dropping it is left to the original.
     pub fn share(&self) -> Self {
-        Self { url: self.url.clone(), backend: self.backend, _dir: None, pg: None }
+        Self { url: self.url.clone(), backend: self.backend, key_dir: self.key_dir.clone(), _dir: None, pg: None }
     }
 
     /// Runs raw SQL against the test's database (for tampering and inspection).
@@ -129,6 +132,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.server.max_min_revision_wait_ms = 3_000;
     s.auth.hs256_secret = Some(safeguard::config::Secret::new(TEST_SECRET));
     s.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    // PostgreSQL needs a configured key file; SQLite would default to this same place.
+    s.audit.signing_key_file = Some(db.key_dir.join("safeguard.signing-key"));
     s
 }
 

@@ -23,4 +23,5 @@ mod registry;
 mod replicas;
 mod tls;
 mod validation;
+mod verifiable;
 mod verification;

@@ -37,6 +37,9 @@ enum Rpc {
     GetDecision,
     GetComplianceReport,
     ExportRecipientRegister,
+    GetCheckpoint,
+    GetInclusionProof,
+    GetConsistencyProof,
 }
 
 /// What the auth rules make of a call. "Allowed" is any answer but PERMISSION_DENIED and
@@ -55,7 +58,7 @@ use Outcome::{Allowed as A, Denied as D, Unauthenticated as U};
 const CALLERS: [&str; 6] = ["checkout", "legal", "auditor", "admin", "no known role", "no token"];
 
 /// The table. Columns: checkout, legal, auditor, admin, a genuine token with no known role, no token.
-const TABLE: [(Rpc, [Outcome; 6]); 22] = [
+const TABLE: [(Rpc, [Outcome; 6]); 25] = [
     // VerificationService: checkout (and admin).
     (Rpc::VerifySeller, [A, D, D, A, D, U]),
     (Rpc::BatchVerifySellers, [A, D, D, A, D, U]),
@@ -82,6 +85,9 @@ const TABLE: [(Rpc, [Outcome; 6]); 22] = [
     (Rpc::GetDecision, [D, D, A, A, D, U]),
     (Rpc::GetComplianceReport, [D, D, A, A, D, U]),
     (Rpc::ExportRecipientRegister, [D, D, A, A, D, U]),
+    (Rpc::GetCheckpoint, [D, D, A, A, D, U]),
+    (Rpc::GetInclusionProof, [D, D, A, A, D, U]),
+    (Rpc::GetConsistencyProof, [D, D, A, A, D, U]),
 ];
 
 /// Calls `rpc` as the bearer of `token` with an empty request (an empty stream for ImportSellers):
@@ -117,6 +123,9 @@ async fn call(app: &TestApp, token: Option<&str>, rpc: Rpc) -> Result<(), tonic:
         Rpc::ListDecisions => a.list_decisions(pb::ListDecisionsRequest::default()).await.map(drop),
         Rpc::GetDecision => a.get_decision(pb::GetDecisionRequest::default()).await.map(drop),
         Rpc::GetComplianceReport => a.get_compliance_report(pb::GetComplianceReportRequest::default()).await.map(drop),
+        Rpc::GetCheckpoint => a.get_checkpoint(pb::GetCheckpointRequest::default()).await.map(drop),
+        Rpc::GetInclusionProof => a.get_inclusion_proof(pb::GetInclusionProofRequest::default()).await.map(drop),
+        Rpc::GetConsistencyProof => a.get_consistency_proof(pb::GetConsistencyProofRequest::default()).await.map(drop),
         Rpc::ExportRecipientRegister => {
             // A server stream: an error may come with the headers or as the first message.
             let mut stream = a.export_recipient_register(pb::ExportRecipientRegisterRequest::default()).await?;

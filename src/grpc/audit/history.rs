@@ -181,9 +181,18 @@ pub async fn verify_chain(
     request: Request<pb::VerifyAuditChainRequest>,
 ) -> Result<Response<pb::VerifyAuditChainResponse>> {
     authorize(&request, &[Role::Auditor])?;
-    let report = shared.store.verify_chain(CHAIN_PAGE).await?;
+    let mut report = shared.store.verify_chain(CHAIN_PAGE).await?;
     if !report.ok {
         tracing::error!(revision = report.first_broken_revision, problem = %report.problem, "the registry's hash chain is broken");
+    }
+    let trusted = &request.get_ref().trusted_checkpoint;
+    let trusted = if trusted.is_empty() { None } else { Some(super::proofs::check_trusted(shared, trusted).await?) };
+    // A chain that rehashes cleanly can still be a rewritten one: the kept checkpoint decides.
+    if let Some(t) = trusted.as_ref().filter(|t| !t.consistent && report.ok) {
+        tracing::error!(revision = ?t.first_bad, problem = %t.problem, "the registry log does not extend a trusted checkpoint");
+        report.ok = false;
+        report.first_broken_revision = t.first_bad.unwrap_or(0);
+        report.problem = t.problem.clone();
     }
     Ok(Response::new(pb::VerifyAuditChainResponse {
         ok: report.ok,
@@ -192,5 +201,8 @@ pub async fn verify_chain(
         first_broken_revision: report.first_broken_revision,
         problem: report.problem,
         events_checked: report.events_checked,
+        checkpoint_checked: trusted.is_some(),
+        checkpoint_consistent: trusted.as_ref().is_some_and(|t| t.consistent),
+        checkpoint_size: trusted.as_ref().map_or(0, |t| t.size),
     }))
 }

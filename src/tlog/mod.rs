@@ -1,0 +1,284 @@
+//! Signed checkpoints of the registry's Merkle tree, and the watch that the log only ever grows.
+//!
+//! [`Tlog`] holds the Ed25519 key (from a file, never the database) and the last checkpoint it
+//! signed (kept in a directory, never the database). Before every signature — at start-up, every
+//! `audit.checkpoint_interval_s`, and after a bulk import — it checks that the database's log
+//! extends that checkpoint:
+//! - the head revision and the tree agree on the log's size, and the size has not shrunk;
+//! - the stored tree at the old size has the old root, and a consistency proof from the old size
+//!   to the new verifies;
+//! - the leaves added since are recomputed from the events themselves and give the new root.
+//!
+//! If any check fails the evidence is logged at error, the registry is halted (every decision DENY
+//! REGISTRY_STALE, health NOT_SERVING) and nothing is signed again until an operator acts. Signing
+//! runs on its own task and only reads the database, so VerifySeller never waits for it.
+
+mod files;
+pub mod keys;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinHandle;
+
+pub use files::CheckpointDir;
+
+use crate::config::Settings;
+use crate::domain::merkle::{Frontier, Hash, NodeId, verify_consistency};
+use crate::domain::note::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::error::{Error, Result};
+use crate::snapshot::Registry;
+use crate::store::Store;
+use crate::store::merkle::REGISTRY_LOG;
+
+/// A checkpoint and the signed note that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub checkpoint: Checkpoint,
+    pub note: String,
+}
+
+/// What a check before signing found.
+enum Check {
+    /// The log extends the last checkpoint; here is its size and root now.
+    Extends { size: u64, root: Hash },
+    /// It does not: the evidence.
+    Broken(String),
+}
+
+/// The registry log's signer and watch.
+pub struct Tlog {
+    signer: NoteSigner,
+    verifier: NoteVerifier,
+    origin: String,
+    dir: CheckpointDir,
+    store: Store,
+    registry: Arc<Registry>,
+    /// Serializes signing, so two signatures never race on the directory.
+    signing: Mutex<()>,
+    latest: ArcSwapOption<Signed>,
+    wake: Arc<Notify>,
+}
+
+impl Tlog {
+    /// Loads the key and the last checkpoint; `create_key` allows a first run to make a key.
+    pub fn open(settings: &Settings, store: Store, registry: Arc<Registry>, create_key: bool) -> anyhow::Result<Self> {
+        let (signer, key) = keys::load_signer(settings, create_key)?;
+        let root = keys::checkpoint_dir(settings, &key);
+        let dir = CheckpointDir::open(&root, REGISTRY_LOG)?;
+        let verifier = signer.verifier();
+        dir.write_public_key(&verifier.to_string())?;
+        Ok(Self {
+            signer,
+            verifier,
+            origin: settings.audit.origin.clone(),
+            dir,
+            store,
+            registry,
+            signing: Mutex::new(()),
+            latest: ArcSwapOption::empty(),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The key auditors verify checkpoints with.
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.verifier
+    }
+
+    /// The log's origin (the first line of its checkpoints).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The last checkpoint signed, if any.
+    pub fn latest(&self) -> Option<Arc<Signed>> {
+        self.latest.load_full()
+    }
+
+    /// Asks the signer task to sign soon (after a bulk import), without waiting for it.
+    pub fn sign_soon(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The last checkpoint kept in the directory, verified with this key. A note there that does
+    /// not verify, or is for another log, is itself evidence: someone replaced it.
+    fn kept(&self) -> std::result::Result<Option<Signed>, String> {
+        let note = match self.dir.latest() {
+            Ok(Some(note)) => note,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(format!("the last checkpoint cannot be read: {e:#}")),
+        };
+        let checkpoint = Checkpoint::open(&note, &self.verifier)
+            .map_err(|e| format!("the kept checkpoint does not verify with {}: {e}", self.verifier.label()))?;
+        if checkpoint.origin != self.origin {
+            return Err(format!("the kept checkpoint is for {:?}, not {:?}", checkpoint.origin, self.origin));
+        }
+        Ok(Some(Signed { checkpoint, note }))
+    }
+
+    /// The log's size, read so that a write committing in between cannot make it look torn.
+    async fn stable_size(&self) -> Result<(u64, i64)> {
+        for _ in 0..10 {
+            let before = self.store.tree_size(REGISTRY_LOG).await?;
+            let (head, _) = self.store.head().await?;
+            let after = self.store.tree_size(REGISTRY_LOG).await?;
+            if before == after {
+                return Ok((after, head));
+            }
+        }
+        Err(Error::Unavailable("the registry kept changing while it was checked".into()))
+    }
+
+    /// Does the database's log extend `last`?
+    async fn check(&self, last: Option<&Checkpoint>) -> Result<Check> {
+        let (size, head) = self.stable_size().await?;
+        if i64::try_from(size).ok() != Some(head) {
+            return Ok(Check::Broken(format!(
+                "the registry head says revision {head} but the Merkle tree holds {size} events: events were \
+                 deleted or added outside safeguard"
+            )));
+        }
+        let (old, old_root) = last.map_or((0, crate::domain::merkle::empty_root()), |c| (c.size, c.root));
+        if size < old {
+            return Ok(Check::Broken(format!(
+                "the registry log has {size} events but the checkpoint signed before had {old}: it was truncated"
+            )));
+        }
+        let stored_old = self.store.tree_root(REGISTRY_LOG, old).await?;
+        if stored_old != old_root {
+            return Ok(Check::Broken(format!(
+                "the registry's first {old} events have root {} but the signed checkpoint says {}: history was \
+                 rewritten",
+                hex::encode(stored_old),
+                hex::encode(old_root)
+            )));
+        }
+        let root = self.store.tree_root(REGISTRY_LOG, size).await?;
+        let proof = self.store.consistency_proof(REGISTRY_LOG, old, size).await?;
+        if let Err(e) = verify_consistency(old, size, &old_root, &root, &proof) {
+            return Ok(Check::Broken(format!("the registry at {size} events is not consistent with {old}: {e}")));
+        }
+        // The new leaves from the events themselves, not from the tree: a payload edited since
+        // the write would otherwise be signed as if it were the original.
+        let frontier_nodes = self.store.frontier(REGISTRY_LOG, old).await?;
+        let Some(mut frontier) = Frontier::load(old, |id: NodeId| frontier_nodes.get(&id).copied()) else {
+            return Ok(Check::Broken(format!("the registry tree lacks its frontier at {old} events")));
+        };
+        let from = i64::try_from(old).unwrap_or(i64::MAX) + 1;
+        let events = self.store.event_leaves(from, head).await?;
+        for (i, (revision, leaf)) in events.iter().enumerate() {
+            if *revision != from + i as i64 {
+                return Ok(Check::Broken(format!("registry revision {} is missing from the log", from + i as i64)));
+            }
+            frontier.append(*leaf);
+        }
+        if frontier.size() != size || frontier.root() != root {
+            return Ok(Check::Broken(format!(
+                "the registry events after revision {old} do not hash to the tree's root {}: an event was edited \
+                 after it was written",
+                hex::encode(root)
+            )));
+        }
+        Ok(Check::Extends { size, root })
+    }
+
+    fn halt(&self, evidence: String) {
+        tracing::error!(log = REGISTRY_LOG, %evidence, "the registry log does not extend its last signed checkpoint: halting all decisions until an operator acts");
+        // The single place where checkpoint evidence stops decisions.
+        self.registry.halt(evidence);
+    }
+
+    /// Checks the log against the last checkpoint and, if it grew, signs a new one. Returns the
+    /// latest checkpoint. A broken log halts the registry and answers FAILED_PRECONDITION.
+    pub async fn sign_now(&self) -> Result<Arc<Signed>> {
+        let _serial = self.signing.lock().await;
+        if let Some(reason) = self.registry.halted() {
+            return Err(Error::FailedPrecondition(format!("checkpoints are halted: {reason}")));
+        }
+        // The newer of what this process signed and what the directory holds (another process,
+        // `safeguard import`, may have signed since).
+        let mut last = self.latest();
+        match self.kept() {
+            Err(evidence) => {
+                self.halt(evidence.clone());
+                return Err(Error::FailedPrecondition(evidence));
+            }
+            Ok(Some(kept)) if last.as_ref().is_none_or(|l| kept.checkpoint.size > l.checkpoint.size) => {
+                last = Some(Arc::new(kept));
+            }
+            Ok(_) => {}
+        }
+        let (size, root) = match self.check(last.as_deref().map(|s| &s.checkpoint)).await? {
+            Check::Extends { size, root } => (size, root),
+            Check::Broken(evidence) => {
+                self.halt(evidence.clone());
+                return Err(Error::FailedPrecondition(evidence));
+            }
+        };
+        if let Some(last) = last.as_ref().filter(|l| l.checkpoint.size == size) {
+            self.latest.store(Some(last.clone()));
+            return Ok(last.clone());
+        }
+        let checkpoint = Checkpoint { origin: self.origin.clone(), size, root };
+        let note = self.signer.sign(&checkpoint.body()).map_err(|e| Error::Internal(e.to_string()))?;
+        self.dir.keep(size, &note).map_err(|e| Error::Internal(format!("cannot keep the checkpoint: {e:#}")))?;
+        tracing::info!(log = REGISTRY_LOG, size, root = %hex::encode(root), "signed a checkpoint");
+        let signed = Arc::new(Signed { checkpoint, note });
+        self.latest.store(Some(signed.clone()));
+        Ok(signed)
+    }
+
+    /// Signs every `interval`, or sooner when asked, until the last other handle is dropped.
+    pub fn spawn(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = wake.notified() => {}
+                }
+                // The service holds the only strong handles: once it stops, so does signing.
+                let Some(me) = me.upgrade() else { return };
+                if me.registry.halted().is_some() {
+                    continue;
+                }
+                if let Err(e) = me.sign_now().await {
+                    // Evidence was logged by the halt; a database hiccup is retried next time.
+                    tracing::warn!(error = %e, "no checkpoint signed this time");
+                }
+            }
+        })
+    }
+}
+
+/// Brings the registry's tree up to date with its log (the backfill of a log older than the tree)
+/// and, unless checkpoints are off, checks the log against the last checkpoint, signs, and starts
+/// the signer. A log that fails the check does not stop the start: the service comes up halted,
+/// so health reports it and every decision says why.
+pub async fn start(settings: &Settings, store: &Store, registry: &Arc<Registry>) -> anyhow::Result<Option<Arc<Tlog>>> {
+    if !settings.audit.checkpoints {
+        return Ok(None);
+    }
+    match store.sync_merkle().await {
+        Ok(size) => tracing::debug!(size, "registry Merkle tree up to date"),
+        // A tree that cannot follow the log is evidence too: halt rather than refuse to start.
+        Err(Error::Internal(evidence)) => {
+            tracing::error!(%evidence, "the registry's Merkle tree does not follow its log: halting all decisions");
+            registry.halt(evidence);
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot bring the Merkle tree up to date: {e}")),
+    }
+    let tlog = Arc::new(Tlog::open(settings, store.clone(), registry.clone(), true)?);
+    if registry.halted().is_none() {
+        // A failure here has halted the registry (evidence) or will be retried (database).
+        if let Err(e) = tlog.sign_now().await {
+            tracing::warn!(error = %e, "no checkpoint signed at start-up");
+        }
+    }
+    tlog.spawn(Duration::from_secs(settings.audit.checkpoint_interval_s));
+    Ok(Some(tlog))
+}
