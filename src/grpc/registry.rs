@@ -310,7 +310,10 @@ impl RegistryService for RegistryApi {
         let actor = authorize(&request, &[Role::Legal])?.subject.clone();
         let idle = self.shared.stream_idle_timeout;
         let mut stream = request.into_inner();
-        let mut total = ImportOutcome { revision: self.shared.registry.revision(), ..ImportOutcome::default() };
+        // An import that writes nothing answers the log's head, not this replica's snapshot, which
+        // may not have applied the caller's previous write yet.
+        let head = self.shared.store.head().await?.0;
+        let mut total = ImportOutcome { revision: head, ..ImportOutcome::default() };
         let mut errors = ErrorTally::default();
         let mut batch = Vec::with_capacity(IMPORT_BATCH);
         let mut index = 0i64;
