@@ -134,6 +134,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     // PostgreSQL needs a configured key file; SQLite would default to this same place.
     s.audit.signing_key_file = Some(db.key_dir.join("safeguard.signing-key"));
+    s.console.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     s
 }
 

@@ -1,0 +1,151 @@
+//! Auditors' screens: the change feed with filters (from the event log, with each write's actor),
+//! verification of the whole hash chain, and the recipient register as CSV or JSON.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::IntoResponse;
+use http::header;
+use maud::html;
+
+use super::ConsoleState;
+use super::page::{Fields, PageResult, html_page, parse_day, shell, when};
+use super::session::Session;
+use super::text::Lang;
+use crate::auth::Role;
+use crate::domain::{SellerId, Vocab};
+use crate::error::Error;
+use crate::store::EventFilter;
+
+/// Events per feed page.
+const PAGE: u64 = 100;
+
+/// `GET /audit?seller=&actor=&kind=&from=&to=&after=`.
+pub async fn feed(
+    State(state): State<Arc<ConsoleState>>,
+    session: Session,
+    lang: Lang,
+    RawQuery(q): RawQuery,
+) -> PageResult {
+    session.require(&[Role::Auditor])?;
+    let f = Fields::query(q.as_deref());
+    let invalid = |v| Error::Invalid(vec![v]);
+    let opt = |name: &str| (!f.str(name).trim().is_empty()).then(|| f.str(name).trim().to_owned());
+    let filter = EventFilter {
+        after: f.str("after").parse().unwrap_or(0),
+        seller_id: opt("seller").map(|s| SellerId::parse_field(&s, "seller")).transpose().map_err(invalid)?,
+        kind: opt("kind"),
+        actor: opt("actor"),
+        start: opt("from").map(|d| parse_day(&d, "from")).transpose().map_err(invalid)?,
+        end: opt("to").map(|d| parse_day(&d, "to").map(|t| t.plus_days(1))).transpose().map_err(invalid)?,
+    };
+    let events = state.store.list_events(&filter, PAGE).await?;
+    let next = (events.len() as u64 == PAGE).then(|| events.last().map(|e| e.revision)).flatten();
+    let next_link = next.map(|after| {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for k in ["seller", "actor", "kind", "from", "to"] {
+            out.append_pair(k, f.str(k));
+        }
+        out.append_pair("after", &after.to_string());
+        format!("/audit?{}", out.finish())
+    });
+    let body = html! {
+        h1 { (lang.t("audit")) }
+        form.filters method="get" action="/audit" {
+            label { (lang.t("seller_id")) br; input type="text" name="seller" value=(f.str("seller")); }
+            label { (lang.t("actor")) br; input type="text" name="actor" value=(f.str("actor")); }
+            label { (lang.t("kind")) br; select name="kind" {
+                option value="" { (lang.t("any")) }
+                @for k in crate::domain::registry::EventKind::ALL { option value=(k.name()) selected[k.name() == f.str("kind")] { (k.name()) } }
+            } }
+            label { "from" br; input type="date" name="from" value=(f.str("from")); }
+            label { "to" br; input type="date" name="to" value=(f.str("to")); }
+            button type="submit" { (lang.t("filter")) }
+        }
+        p { a href="/audit/register.csv" { (lang.t("register")) " CSV" } " · " a href="/audit/register.json" { (lang.t("register")) " JSON" } }
+        table #feed {
+            thead { tr { th.num { (lang.t("revision")) } th { (lang.t("time")) } th { (lang.t("actor")) } th { (lang.t("kind")) } th { (lang.t("seller_id")) } } }
+            tbody { @for e in &events {
+                tr.event { td.num { (e.revision) } td { (when(e.time)) } td.actor { (e.actor) } td.kind { (e.kind) }
+                    td { @if !e.seller_id.is_empty() { a href={ "/sellers/" (e.seller_id) } { code { (e.seller_id) } } } } }
+            } }
+        }
+        @if let Some(link) = next_link { p.pager { a href=(link) { (lang.t("next")) " →" } } }
+    };
+    Ok(html_page(shell(lang, Some(&session), lang.t("audit"), body)))
+}
+
+/// `GET /audit/chain`: recomputes every hash link of the log.
+pub async fn chain(State(state): State<Arc<ConsoleState>>, session: Session, lang: Lang) -> PageResult {
+    session.require(&[Role::Auditor])?;
+    let report = state.store.verify_chain(1000).await?;
+    let body = html! {
+        h1 { (lang.t("chain")) }
+        @if report.ok { p.flash #chain-ok { (lang.t("chain_ok")) } } @else {
+            p.flash.bad #chain-broken { (lang.t("chain_broken")) ": " (report.first_broken_revision) " — " (report.problem) }
+        }
+        table { tbody {
+            tr { th { (lang.t("revision")) } td { (report.head_revision) } }
+            tr { th { "head" } td.mono { (report.head_hash) } }
+            tr { th { "events" } td { (report.events_checked) } }
+        } }
+    };
+    Ok(html_page(shell(lang, Some(&session), lang.t("chain"), body)))
+}
+
+fn download(kind: &'static str, name: &'static str, body: String) -> axum::response::Response {
+    ([(header::CONTENT_TYPE, kind), (header::CONTENT_DISPOSITION, name)], body).into_response()
+}
+
+/// `GET /audit/register.csv`: one row per recipient and purpose.
+pub async fn register_csv(State(state): State<Arc<ConsoleState>>, session: Session) -> PageResult {
+    session.require(&[Role::Auditor])?;
+    let (_, list) = state.register.get(&state.registry).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = ["seller_id", "legal_name", "privacy_contact", "country", "purpose", "categories", "retention_days"];
+    let fail = |e: csv::Error| Error::Internal(format!("cannot write the register: {e}"));
+    w.write_record(header).map_err(fail)?;
+    for r in list.iter() {
+        for p in &r.purposes {
+            let cats: Vec<&str> = p.categories.iter().map(|c| c.name()).collect();
+            w.write_record([
+                r.seller_id.as_str(),
+                &r.legal_name,
+                &r.privacy_contact,
+                r.country.as_str(),
+                p.purpose.name(),
+                &cats.join(" "),
+                &p.retention_days.to_string(),
+            ])
+            .map_err(fail)?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Internal(format!("cannot write the register: {e}")))?;
+    Ok(download(
+        "text/csv; charset=utf-8",
+        "attachment; filename=\"recipient-register.csv\"",
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
+}
+
+/// `GET /audit/register.json`.
+pub async fn register_json(State(state): State<Arc<ConsoleState>>, session: Session) -> PageResult {
+    session.require(&[Role::Auditor])?;
+    let (revision, list) = state.register.get(&state.registry).await?;
+    let entries: Vec<serde_json::Value> = list
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "seller_id": r.seller_id.as_str(), "legal_name": r.legal_name, "privacy_contact": r.privacy_contact,
+                "country": r.country.as_str(),
+                "purposes": r.purposes.iter().map(|p| serde_json::json!({
+                    "purpose": p.purpose.name(),
+                    "categories": p.categories.iter().map(|c| c.name()).collect::<Vec<_>>(),
+                    "retention_days": p.retention_days,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "revision": revision, "recipients": entries }).to_string();
+    Ok(download("application/json", "attachment; filename=\"recipient-register.json\"", body))
+}
