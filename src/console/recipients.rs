@@ -86,7 +86,9 @@ async fn render(state: &ConsoleState, lang: Lang, headers: &HeaderMap, q: Option
     let etag = format!("W/\"r{revision}-{}-{country}-{page}\"", lang.code());
     let cache = [
         (header::ETAG, etag.clone()),
-        (header::CACHE_CONTROL, "public, max-age=60".to_owned()),
+        // Shared caches may keep it, but must revalidate: a revocation shows at once, and an
+        // unchanged registry costs a 304.
+        (header::CACHE_CONTROL, "public, no-cache".to_owned()),
         (header::VARY, "Accept-Language, Cookie".to_owned()),
     ];
     let matched = headers
