@@ -74,7 +74,7 @@ pub async fn show(State(state): State<Arc<ConsoleState>>, session: Session, lang
             }
         }
         div.grid {
-            div.card #by-country {
+            div.card.wide #by-country {
                 h2 { (lang.t("by_country")) }
                 table {
                     thead { tr { th { (lang.t("country")) } th.num { (lang.t("allowed")) } th.num { (lang.t("partial")) }
@@ -120,7 +120,7 @@ fn expiring_chart(lang: Lang, report: &Compliance, now: Timestamp) -> Markup {
         .map(|&d| (d, report.expiring.iter().filter(|e| e.expire <= now.plus_days(d)).count()))
         .collect();
     let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
-    let (width, bar_h, gap, label_w) = (320usize, 26usize, 12usize, 70usize);
+    let (width, bar_h, gap, label_w) = (320usize, 26usize, 12usize, 80usize);
     let height = counts.len() * (bar_h + gap);
     html! {
         svg #expiring-chart xmlns="http://www.w3.org/2000/svg" width=(width) height=(height) viewBox={ "0 0 " (width) " " (height) } role="img" aria-label=(lang.t("expiring")) {

@@ -97,3 +97,11 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .layer(axum::middleware::map_response(page::security_headers))
         .with_state(state)
 }
+
+/// A sign-in link to the console at `addr` for `token` (`safeguard token --link`): the token is in
+/// the fragment, which the console's script moves into the sign-in form. An unspecified listen
+/// address (0.0.0.0) is shown as loopback, where a local browser reaches it.
+pub fn sign_in_link(addr: SocketAddr, token: &str) -> String {
+    let host = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    format!("http://{host}/signin#token={token}")
+}

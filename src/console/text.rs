@@ -79,7 +79,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("suspended", "Suspended", "중지"),
     ("no_contract", "No contract", "계약 없음"),
     ("expiring", "Contracts expiring", "만료 예정 계약"),
-    ("within_days", "within days", "일 이내"),
+    ("within_days", "days", "일"),
     ("missing_clauses", "Most frequently missing clauses", "가장 많이 누락된 조항"),
     ("orders_in_force", "Suspension orders in force", "시행 중인 중지 명령"),
     ("registry", "Registry", "레지스트리"),
@@ -159,5 +159,5 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("note", "Note", "비고"),
     ("lift", "Lift", "해제"),
     ("create_order", "Issue a suspension order", "중지 명령 등록"),
-    ("language", "한국어", "English"),
+    ("language", "KO · 한국어", "EN · English"),
 ];

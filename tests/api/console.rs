@@ -169,10 +169,33 @@ async fn try_until(b: &Browser, want: &str) -> String {
 
 both!(legal_creates_attests_with_a_hashed_file_and_revocation_turns_the_checkout_to_deny, |app: TestApp| async move {
     let Some(b) = Browser::start().await else { return app };
+    // A few sellers written through the API, so the dashboard has something to count.
+    for (i, (id, country, days)) in
+        [("shenzhen-1", "CN", 20), ("austin-1", "US", 45), ("berlin-1", "DE", 80)].iter().enumerate()
+    {
+        let mut s = seller(id);
+        s.country = (*country).into();
+        app.registry
+            .clone()
+            .create_seller(pb::CreateSellerRequest { seller: Some(s), ..Default::default() })
+            .await
+            .unwrap();
+        let mut a = attestation(id, i as u8 + 1);
+        a.expire_time = crate::harness::days_from_now(*days);
+        app.registry
+            .clone()
+            .submit_attestation(pb::SubmitAttestationRequest { attestation: Some(a), ..Default::default() })
+            .await
+            .unwrap();
+    }
+    app.registry
+        .clone()
+        .create_seller(pb::CreateSellerRequest { seller: Some(seller("tokyo-1")), ..Default::default() })
+        .await
+        .unwrap();
     let base = console(&app);
     b.sign_in(&base, &token("legal-ana", &[Role::Legal])).await;
     assert!(b.text("#whoami").await.contains("legal-ana"));
-    b.screenshot("dashboard").await;
 
     // A name with markup is data, never markup.
     let name = "Acme <script>alert(1)</script> Ltd";
@@ -218,6 +241,21 @@ both!(legal_creates_attests_with_a_hashed_file_and_revocation_turns_the_checkout
 
     assert_eq!(try_until(&b, "ALLOW").await, "");
     b.screenshot("seller").await;
+    // The chart counts contracts in force by horizon: 20 days, 45 days, 80 days and acme's year.
+    let mut bars = Vec::new();
+    for _ in 0..100 {
+        b.goto(&base, "/").await;
+        bars = Vec::new();
+        for days in [30, 60, 90] {
+            bars.push(b.text(&format!("#expiring-chart text[data-days='{days}']")).await);
+        }
+        if bars == ["1", "2", "3"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bars, ["1", "2", "3"]);
+    b.screenshot("dashboard").await;
     b.goto(&base, "/recipients").await;
     b.text("#recipients").await;
     assert!(b.c().find(Locator::Css("tr[data-seller='acme-1']")).await.is_ok(), "the register lists the seller");
@@ -298,6 +336,26 @@ both!(a_checkout_token_is_refused_at_sign_in, |app: TestApp| async move {
     assert!(b.text("#signin-error").await.contains("checkout"));
     b.goto(&base, "/").await;
     assert_eq!(b.path().await, "/signin", "no session was started");
+    b.close().await;
+    app
+});
+
+both!(a_sign_in_link_from_the_cli_signs_in, |app: TestApp| async move {
+    let Some(b) = Browser::start().await else { return app };
+    let out = Command::new(env!("CARGO_BIN_EXE_safeguard"))
+        .args(["token", "--link", "--role", "auditor", "--sub", "auditor-link"])
+        .env("SAFEGUARD__AUTH__HS256_SECRET", crate::harness::TEST_SECRET)
+        .env("SAFEGUARD__CONSOLE__LISTEN_ADDR", app.console_addr.unwrap().to_string())
+        .env("SAFEGUARD__LOG__LEVEL", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(link.starts_with(&format!("{}/signin#token=", console(&app))), "{link}");
+    b.c().goto(&link).await.unwrap();
+    b.text("#token").await;
+    b.submit("#signin").await;
+    assert!(b.text("#whoami").await.contains("auditor-link"));
     b.close().await;
     app
 });
