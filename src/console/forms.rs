@@ -1,8 +1,8 @@
-//! Legal's forms: create and edit a seller (a stale etag shows both versions, so nothing typed is
-//! lost), submit an attestation (the signed PDF is hashed in the browser and never uploaded),
-//! revoke one, and issue or lift suspension orders. Fields are validated by the same validators
-//! the gRPC edge uses (`grpc::convert`), and their violations are shown next to each field. Every
-//! form carries the session's CSRF token and a fresh request id, so a re-posted form is applied once.
+//! Legal's seller forms, create and edit (a stale etag shows both versions, so nothing typed is
+//! lost), and the helpers every form shares ([`attest`](super::attest), [`orders`](super::orders)).
+//! Fields are validated by the same validators the gRPC edge uses (`grpc::convert`), and their
+//! violations are shown next to each field. Every form carries the session's CSRF token and a
+//! fresh request id, so a re-posted form is applied once.
 
 use std::sync::Arc;
 
@@ -14,13 +14,12 @@ use maud::{Markup, html};
 use tracing::Instrument;
 
 use super::ConsoleState;
-use super::dashboard::scope;
-use super::page::{Fields, PageResult, day, field_errors, html_page, parse_day, shell, when};
+use super::page::{Fields, PageResult, field_errors, html_page, shell, when};
 use super::session::{Session, random_token};
 use super::text::Lang;
 use crate::auth::Role;
 use crate::domain::registry::{Attestation, Seller, SellerMask, SellerUpdate};
-use crate::domain::{AttestationState, Clause, DataCategory, Purpose, SellerId, SellerRole, SellerStatus, Timestamp};
+use crate::domain::{SellerId, SellerRole, SellerStatus};
 use crate::domain::{Violation, Vocab};
 use crate::error::Error;
 use crate::grpc::convert;
@@ -40,17 +39,17 @@ pub fn request_id_field(_: &Session) -> Markup {
 }
 
 /// Parses a posted form and checks its CSRF token before anything else is looked at.
-fn posted(session: &Session, body: &Bytes) -> Result<Fields, Error> {
+pub(super) fn posted(session: &Session, body: &Bytes) -> Result<Fields, Error> {
     let f = Fields::parse(body);
     session.check_csrf(f.get("csrf"))?;
     Ok(f)
 }
 
-fn request_id(f: &Fields) -> Result<Option<String>, Error> {
+pub(super) fn request_id(f: &Fields) -> Result<Option<String>, Error> {
     convert::request_id(f.str("request_id")).map_err(|v| Error::Invalid(vec![v]))
 }
 
-fn text_input(lang: Lang, v: &[Violation], name: &'static str, value: &str, kind: &str) -> Markup {
+pub(super) fn text_input(lang: Lang, v: &[Violation], name: &'static str, value: &str, kind: &str) -> Markup {
     html! {
         label for=(name) { (lang.t(name)) }
         input type=(kind) id=(name) name=(name) value=(value);
@@ -124,7 +123,7 @@ fn pb_seller(id: &str, f: &Fields) -> pb::Seller {
     }
 }
 
-fn page(lang: Lang, session: &Session, title: &'static str, status: StatusCode, body: Markup) -> PageResult {
+pub(super) fn page(lang: Lang, session: &Session, title: &'static str, status: StatusCode, body: Markup) -> PageResult {
     Ok((status, html_page(shell(lang, Some(session), lang.t(title), body))).into_response())
 }
 
@@ -161,12 +160,12 @@ pub async fn create_seller(
     }
 }
 
-async fn current(state: &ConsoleState, id: &SellerId) -> Result<(Seller, Vec<Attestation>), Error> {
+pub(super) async fn current(state: &ConsoleState, id: &SellerId) -> Result<(Seller, Vec<Attestation>), Error> {
     let (s, atts, _) = state.store.get_seller(id).await?.ok_or_else(|| Error::NotFound(format!("seller {id}")))?;
     Ok((s, atts))
 }
 
-fn parse_id(raw: &str) -> Result<SellerId, Error> {
+pub(super) fn parse_id(raw: &str) -> Result<SellerId, Error> {
     SellerId::parse_field(raw, "seller_id").map_err(|v| Error::Invalid(vec![v]))
 }
 
@@ -265,17 +264,14 @@ fn with_etag(f: &Fields, etag: &str) -> Fields {
     replace(f, "etag", etag)
 }
 
-const DEFAULT_PURPOSES: [Purpose; 4] =
-    [Purpose::OrderFulfillment, Purpose::CustomsClearance, Purpose::CustomerSupport, Purpose::ReturnsRefunds];
-const DEFAULT_CATEGORIES: [DataCategory; 5] = [
-    DataCategory::RecipientName,
-    DataCategory::PhoneNumber,
-    DataCategory::ShippingAddress,
-    DataCategory::OrderContents,
-    DataCategory::PlatformBuyerId,
-];
-
-fn checkboxes<T: Vocab>(lang: Lang, v: &[Violation], name: &'static str, f: &Fields, defaults: &[T]) -> Markup {
+/// A checkbox per vocabulary value; a fresh form (no CSRF field yet) checks `defaults`.
+pub(super) fn checkboxes<T: Vocab>(
+    lang: Lang,
+    v: &[Violation],
+    name: &'static str,
+    f: &Fields,
+    defaults: &[T],
+) -> Markup {
     let sent = f.all(name);
     let fresh = f.get("csrf").is_none();
     html! {
@@ -286,247 +282,4 @@ fn checkboxes<T: Vocab>(lang: Lang, v: &[Violation], name: &'static str, f: &Fie
             (field_errors(v, name))
         }
     }
-}
-
-fn attestation_form(lang: Lang, session: &Session, id: &SellerId, f: &Fields, v: &[Violation]) -> Markup {
-    let today = Timestamp::now();
-    let or = |name: &str, default: String| if f.str(name).is_empty() { default } else { f.str(name).to_owned() };
-    html! {
-        form.stack #attest-form method="post" action={ "/sellers/" (id) "/attest" } {
-            (hidden(session))
-            (text_input(lang, v, "contract_ref", f.str("contract_ref"), "text"))
-            label for="document" { (lang.t("document")) }
-            // No name: the browser never sends the file; hash.js writes its digest below.
-            input #document type="file" accept="application/pdf,.pdf" data-hash-into="document_sha256";
-            label for="document_sha256" { (lang.t("document_sha256")) }
-            input #document_sha256 type="text" name="document_sha256" value=(f.str("document_sha256")) pattern="[0-9a-fA-F]{64}" autocomplete="off";
-            p.mono #document_sha256-shown { (f.str("document_sha256")) }
-            (field_errors(v, "document_sha256"))
-            (checkboxes::<Clause>(lang, v, "clauses", f, Clause::ALL))
-            (checkboxes::<Purpose>(lang, v, "purposes", f, &DEFAULT_PURPOSES))
-            (checkboxes::<DataCategory>(lang, v, "categories", f, &DEFAULT_CATEGORIES))
-            (text_input(lang, v, "signed", &or("signed", day(today)), "date"))
-            (text_input(lang, v, "effective", &or("effective", day(today)), "date"))
-            (text_input(lang, v, "expires", &or("expires", day(today.plus_days(365))), "date"))
-            (text_input(lang, v, "signatory", f.str("signatory"), "text"))
-            (text_input(lang, v, "retention_days", &or("retention_days", "0".into()), "number"))
-            p { button #submit-attestation type="submit" { (lang.t("submit")) } }
-        }
-    }
-}
-
-/// `GET /sellers/{id}/attest`.
-pub async fn new_attestation(
-    State(state): State<Arc<ConsoleState>>,
-    session: Session,
-    lang: Lang,
-    Path(id): Path<String>,
-) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let (seller, _) = current(&state, &parse_id(&id)?).await?;
-    let body = html! { h1 { (lang.t("attest")) " — " (seller.legal_name) } (attestation_form(lang, &session, &seller.seller_id, &Fields::default(), &[])) };
-    page(lang, &session, "attest", StatusCode::OK, body)
-}
-
-/// The form's attestation, validated by the gRPC edge's validator; dates map to its field names.
-fn attestation_fields(id: &SellerId, f: &Fields) -> Result<crate::domain::registry::AttestationFields, Vec<Violation>> {
-    let mut v = crate::domain::Violations::new();
-    let numbers = |name: &str, all: &dyn Fn(&str) -> Option<i32>| {
-        f.all(name).into_iter().map(|n| all(n).unwrap_or(-1)).collect::<Vec<_>>()
-    };
-    let times = [("signed", "signed"), ("effective", "effective"), ("expires", "expires")]
-        .map(|(name, field)| v.check(parse_day(f.str(name), field)).and_then(convert::pb_time));
-    let retention = f
-        .str("retention_days")
-        .trim()
-        .parse::<u32>()
-        .map_err(|_| Violation::new("retention_days", "must be a whole number of days"));
-    let retention_days = v.check(retention).unwrap_or(0);
-    let [signed_time, effective_time, expire_time] = times;
-    let a = pb::Attestation {
-        seller_id: id.to_string(),
-        contract_ref: f.str("contract_ref").to_owned(),
-        document_sha256: f.str("document_sha256").trim().to_owned(),
-        clauses: numbers("clauses", &|n| Clause::from_name(n).map(Vocab::number)),
-        purposes: numbers("purposes", &|n| Purpose::from_name(n).map(Vocab::number)),
-        categories: numbers("categories", &|n| DataCategory::from_name(n).map(Vocab::number)),
-        signed_time,
-        effective_time,
-        expire_time,
-        signatory: f.str("signatory").to_owned(),
-        retention_days,
-        ..Default::default()
-    };
-    let rename = |mut x: Violation| {
-        for (wire, form) in [("signed_time", "signed"), ("effective_time", "effective"), ("expire_time", "expires")] {
-            if x.field == wire {
-                x.field = form.to_owned();
-            }
-        }
-        x
-    };
-    match convert::attestation_fields(&a, "") {
-        Ok(fields) if v.is_empty() => Ok(fields),
-        Ok(_) => Err(v.into_vec()),
-        Err(more) => {
-            let mut all = v.into_vec();
-            // A date that did not parse is reported once, as the form's own violation.
-            all.extend(more.into_iter().map(rename).filter(|x| {
-                !["signed", "effective", "expires"].contains(&x.field.as_str()) || f.str(&x.field).len() == 10
-            }));
-            Err(all)
-        }
-    }
-}
-
-/// `POST /sellers/{id}/attest`.
-pub async fn submit_attestation(
-    State(state): State<Arc<ConsoleState>>,
-    session: Session,
-    lang: Lang,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let id = parse_id(&id)?;
-    let request_id = request_id(&f)?;
-    let fields = match attestation_fields(&id, &f) {
-        Ok(fields) => fields,
-        Err(v) => {
-            let body = html! { h1 { (lang.t("attest")) } p.flash.bad { (lang.t("fix_fields")) } (attestation_form(lang, &session, &id, &f, &v)) };
-            return page(lang, &session, "attest", StatusCode::BAD_REQUEST, body);
-        }
-    };
-    let span = tracing::info_span!("console_submit_attestation", actor = %session.sub, seller = %id);
-    state.store.submit_attestation(&session.sub, request_id.as_deref(), fields).instrument(span).await?;
-    Ok(Redirect::to(&format!("/sellers/{id}")).into_response())
-}
-
-/// The revoke form under an active attestation.
-pub fn attestation_actions(lang: Lang, session: &Session, a: &Attestation) -> Markup {
-    if a.state != AttestationState::Active {
-        return html! { span.muted { (a.revoke_reason) } };
-    }
-    html! {
-        form.inline.revoke method="post" action={ "/attestations/" (a.attestation_id) "/revoke" } {
-            (hidden(session))
-            input type="text" name="reason" placeholder=(lang.t("reason")) required;
-            button.danger type="submit" { (lang.t("revoke")) }
-        }
-    }
-}
-
-/// `POST /attestations/{id}/revoke`.
-pub async fn revoke(
-    State(state): State<Arc<ConsoleState>>,
-    session: Session,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let request_id = request_id(&f)?;
-    let id = convert::text(&id, "attestation_id", 64, true).map_err(|v| Error::Invalid(vec![v]))?;
-    let reason =
-        convert::text(f.str("reason"), "reason", convert::MAX_REASON, true).map_err(|v| Error::Invalid(vec![v]))?;
-    let span = tracing::info_span!("console_revoke_attestation", actor = %session.sub, attestation = %id);
-    let (att, _) =
-        state.store.revoke_attestation(&session.sub, request_id.as_deref(), &id, &reason).instrument(span).await?;
-    Ok(Redirect::to(&format!("/sellers/{}", att.seller_id)).into_response())
-}
-
-/// `GET /orders`: every suspension order, and (for legal) the form to issue one.
-pub async fn orders(State(state): State<Arc<ConsoleState>>, session: Session, lang: Lang) -> PageResult {
-    orders_page(&state, &session, lang, &Fields::default(), &[], StatusCode::OK).await
-}
-
-async fn orders_page(
-    state: &ConsoleState,
-    session: &Session,
-    lang: Lang,
-    f: &Fields,
-    v: &[Violation],
-    status: StatusCode,
-) -> PageResult {
-    session.require(&[Role::Legal, Role::Auditor])?;
-    let all = state.store.list_suspension_orders(true).await?;
-    let body = html! {
-        h1 { (lang.t("orders")) }
-        table #order-list { tbody { @for o in &all {
-            tr { td { strong { (o.order_ref) } } td { (scope(&o.scope)) } td { @for c in &o.categories { code { (c.name()) } " " } }
-                td { (when(o.effective_time)) } td { @if o.lifted { span.badge { "lifted" } " " (o.lift_reason) } @else {
-                    @if session.can(&[Role::Legal]) {
-                        form.inline method="post" action={ "/orders/" (o.order_id) "/lift" } {
-                            (hidden(session))
-                            input type="text" name="reason" placeholder=(lang.t("reason")) required;
-                            button type="submit" { (lang.t("lift")) }
-                        }
-                    }
-                } } }
-        } } }
-        @if session.can(&[Role::Legal]) {
-            h2 { (lang.t("create_order")) }
-            form.stack #order-form method="post" action="/orders" {
-                (hidden(session))
-                (text_input(lang, v, "order_ref", f.str("order_ref"), "text"))
-                (text_input(lang, v, "scope", f.str("scope"), "text"))
-                (field_errors(v, "seller_id")) (field_errors(v, "country"))
-                (checkboxes::<DataCategory>(lang, v, "categories", f, &[]))
-                (text_input(lang, v, "note", f.str("note"), "text"))
-                p { button type="submit" { (lang.t("create")) } }
-            }
-        }
-    };
-    page(lang, session, "orders", status, body)
-}
-
-/// `POST /orders`: the scope is a country when it is two capital letters, else a seller id.
-pub async fn create_order(
-    State(state): State<Arc<ConsoleState>>,
-    session: Session,
-    lang: Lang,
-    body: Bytes,
-) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let request_id = request_id(&f)?;
-    let target = f.str("scope").trim();
-    let is_country = target.len() == 2 && target.bytes().all(|b| b.is_ascii_uppercase());
-    let o = pb::SuspensionOrder {
-        order_ref: f.str("order_ref").to_owned(),
-        seller_id: if is_country { String::new() } else { target.to_owned() },
-        country: if is_country { target.to_owned() } else { String::new() },
-        categories: f
-            .all("categories")
-            .into_iter()
-            .map(|n| DataCategory::from_name(n).map_or(-1, Vocab::number))
-            .collect(),
-        note: f.str("note").to_owned(),
-        ..Default::default()
-    };
-    let fields = match crate::grpc::oversight::order_fields(&o, "") {
-        Ok(fields) => fields,
-        Err(v) => return orders_page(&state, &session, lang, &f, &v, StatusCode::BAD_REQUEST).await,
-    };
-    let span = tracing::info_span!("console_create_order", actor = %session.sub);
-    state.store.create_suspension_order(&session.sub, request_id.as_deref(), fields).instrument(span).await?;
-    Ok(Redirect::to("/orders").into_response())
-}
-
-/// `POST /orders/{id}/lift`.
-pub async fn lift_order(
-    State(state): State<Arc<ConsoleState>>,
-    session: Session,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let request_id = request_id(&f)?;
-    let id = convert::text(&id, "order_id", 64, true).map_err(|v| Error::Invalid(vec![v]))?;
-    let reason =
-        convert::text(f.str("reason"), "reason", convert::MAX_REASON, true).map_err(|v| Error::Invalid(vec![v]))?;
-    state.store.lift_suspension_order(&session.sub, request_id.as_deref(), &id, &reason).await?;
-    Ok(Redirect::to("/orders").into_response())
 }

@@ -6,13 +6,15 @@
 //! # Layout
 //! - [`session`]: the signed session cookie and CSRF tokens; [`text`]: English and Korean labels.
 //! - [`page`]: the page shell, security headers, form parsing and error pages.
-//! - [`dashboard`], [`sellers`], [`forms`], [`audit`]: the signed-in screens.
+//! - [`dashboard`], [`sellers`], [`forms`], [`attest`], [`orders`], [`audit`]: the signed-in screens.
 //! - [`recipients`]: the public PIPA 28-8(2) register at `/recipients`.
 //! - [`signin`]: signing in with a pasted token, and out.
 
+pub mod attest;
 pub mod audit;
 pub mod dashboard;
 pub mod forms;
+pub mod orders;
 pub mod page;
 pub mod recipients;
 pub mod sellers;
@@ -82,10 +84,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sellers/{id}", get(sellers::detail))
         .route("/sellers/{id}/try", get(sellers::try_checkout))
         .route("/sellers/{id}/edit", get(forms::edit_seller).post(forms::update_seller))
-        .route("/sellers/{id}/attest", get(forms::new_attestation).post(forms::submit_attestation))
-        .route("/attestations/{id}/revoke", post(forms::revoke))
-        .route("/orders", get(forms::orders).post(forms::create_order))
-        .route("/orders/{id}/lift", post(forms::lift_order))
+        .route("/sellers/{id}/attest", get(attest::new_attestation).post(attest::submit_attestation))
+        .route("/attestations/{id}/revoke", post(attest::revoke))
+        .route("/orders", get(orders::orders).post(orders::create_order))
+        .route("/orders/{id}/lift", post(orders::lift_order))
         .route("/audit", get(audit::feed))
         .route("/audit/chain", get(audit::chain))
         .route("/audit/register.csv", get(audit::register_csv))

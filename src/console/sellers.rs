@@ -11,8 +11,8 @@ use http::HeaderMap;
 use maud::{Markup, html};
 
 use super::ConsoleState;
+use super::attest::attestation_actions;
 use super::dashboard::scope;
-use super::forms::attestation_actions;
 use super::page::{Fields, PageResult, day, html_page, shell, when};
 use super::session::Session;
 use super::text::Lang;

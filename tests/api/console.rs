@@ -2,7 +2,8 @@
 //! plain HTTP, against the real server on 127.0.0.1:0, on SQLite and PostgreSQL. Without
 //! chromedriver the browser tests fail when CI=true and are skipped otherwise.
 
-use std::net::SocketAddr;
+mod http;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -11,7 +12,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use safeguard::auth::Role;
 use safeguard::pb::v1 as pb;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::both;
 use crate::harness::{TestApp, attestation, seller, token};
@@ -357,131 +357,5 @@ both!(a_sign_in_link_from_the_cli_signs_in, |app: TestApp| async move {
     b.submit("#signin").await;
     assert!(b.text("#whoami").await.contains("auditor-link"));
     b.close().await;
-    app
-});
-
-// ---- Plain HTTP -----------------------------------------------------------------------------------
-
-/// One HTTP/1.1 exchange: status, headers (lower-case names), body.
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
-}
-
-fn header<'h>(headers: &'h [(String, String)], name: &str) -> Vec<&'h str> {
-    headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
-}
-
-fn cookie_pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
-/// Signs in over HTTP and returns the session cookie (`sg_session=…`) and the session's CSRF token.
-async fn http_sign_in(addr: SocketAddr, token: &str) -> (String, String) {
-    let (_, headers, body) = http(addr, "GET", "/signin", &[], "").await;
-    let login = cookie_pair(header(&headers, "set-cookie")[0]);
-    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    let form = format!("csrf={csrf}&token={token}");
-    let (status, headers, _) = http(
-        addr,
-        "POST",
-        "/signin",
-        &[("Cookie", &login), ("Content-Type", "application/x-www-form-urlencoded")],
-        &form,
-    )
-    .await;
-    assert_eq!(status, 303);
-    let set = header(&headers, "set-cookie");
-    let session = set.iter().find(|c| c.starts_with("sg_session=")).unwrap();
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
-    let session = cookie_pair(session);
-    let (_, _, page) = http(addr, "GET", "/sellers/new", &[("Cookie", &session)], "").await;
-    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    (session, csrf)
-}
-
-both!(a_form_posted_without_its_csrf_token_is_refused_and_writes_nothing, |app: TestApp| async move {
-    let addr = app.console_addr.unwrap();
-    let (session, csrf) = http_sign_in(addr, &token("legal-ana", &[Role::Legal])).await;
-    let seller = "legal_name=Forged+Ltd&country=CN&role=RECIPIENT&contact_email=a%40b.example&privacy_contact=p";
-    let form = [("Cookie", session.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
-    for forged in [format!("seller_id=forged-1&{seller}"), format!("csrf=not-the-token&seller_id=forged-1&{seller}")] {
-        let (status, _, _) = http(addr, "POST", "/sellers/new", &form, &forged).await;
-        assert_eq!(status, 403);
-    }
-    let missing = app.registry.clone().get_seller(pb::GetSellerRequest { seller_id: "forged-1".into() }).await;
-    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound, "nothing was written");
-    // The same form with the session's token is accepted.
-    let (status, _, _) =
-        http(addr, "POST", "/sellers/new", &form, &format!("csrf={csrf}&seller_id=real-1&{seller}")).await;
-    assert_eq!(status, 303);
-    app.registry.clone().get_seller(pb::GetSellerRequest { seller_id: "real-1".into() }).await.unwrap();
-    app
-});
-
-both!(every_page_sends_strict_security_headers, |app: TestApp| async move {
-    let addr = app.console_addr.unwrap();
-    for path in ["/signin", "/recipients", "/assets/console.js"] {
-        let (status, headers, _) = http(addr, "GET", path, &[], "").await;
-        assert_eq!(status, 200, "{path}");
-        let csp = header(&headers, "content-security-policy").join("");
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
-        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-        assert_eq!(header(&headers, "x-content-type-options"), ["nosniff"], "{path}");
-        assert_eq!(header(&headers, "referrer-policy"), ["no-referrer"], "{path}");
-    }
-    // Signed-in pages without a session go to sign-in.
-    let (status, headers, _) = http(addr, "GET", "/sellers", &[], "").await;
-    assert_eq!((status, header(&headers, "location")), (303, vec!["/signin"]));
-    app
-});
-
-both!(the_public_register_is_cacheable_by_etag, |app: TestApp| async move {
-    let addr = app.console_addr.unwrap();
-    let (status, headers, _) = http(addr, "GET", "/recipients", &[], "").await;
-    assert_eq!(status, 200);
-    let etag = header(&headers, "etag")[0].to_owned();
-    let (status, _, body) = http(addr, "GET", "/recipients", &[("If-None-Match", &etag)], "").await;
-    assert_eq!((status, body.as_str()), (304, ""));
-    // A write moves the revision, and so the ETag.
-    app.registry
-        .clone()
-        .create_seller(pb::CreateSellerRequest { seller: Some(seller("etag-1")), ..Default::default() })
-        .await
-        .unwrap();
-    let mut changed = false;
-    for _ in 0..100 {
-        let (status, _, _) = http(addr, "GET", "/recipients", &[("If-None-Match", &etag)], "").await;
-        if status == 200 {
-            changed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(changed, "the ETag follows the registry revision");
     app
 });
