@@ -133,10 +133,8 @@ async fn bodies() {
         let id = format!("seller-{i:07}");
         let req = request(&id, &cats);
         let r = client.verify_seller(req.clone()).await.unwrap().into_inner();
-        let clause_missing = r
-            .denied_categories
-            .iter()
-            .all(|d| d.reasons.iter().any(|x| x.code() == pb::ReasonCode::ClauseMissing));
+        let clause_missing =
+            r.denied_categories.iter().all(|d| d.reasons.iter().any(|x| x.code() == pb::ReasonCode::ClauseMissing));
         match r.decision() {
             pb::Decision::Allow if allow.is_none() => allow = Some(req.clone()),
             pb::Decision::Deny if deny.is_none() && clause_missing && r.reasons.is_empty() => deny = Some(req.clone()),
@@ -205,7 +203,8 @@ impl tonic::codec::Codec for RawCodec {
 /// cycling through the requests in `dir/mix`. Prints `req/s p50_us p99_us errors`.
 async fn cycle() {
     let (addr, token, dir) = (need("--addr"), need("--token"), PathBuf::from(need("--dir")));
-    let (connections, streams, seconds) = (number("--connections", 16), number("--streams", 32), number("--seconds", 10));
+    let (connections, streams, seconds) =
+        (number("--connections", 16), number("--streams", 32), number("--seconds", 10));
     let mut reqs = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir.join("mix")).unwrap().map(|e| e.unwrap().path()).collect();
     entries.sort();
@@ -251,15 +250,24 @@ async fn cycle() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
     println!("{:.0} {} {} {}", all.len() as f64 / elapsed, pct(0.5), pct(0.99), errors.load(Ordering::Relaxed));
 }
 
 fn token() {
     let key = EncodingKey::from_ec_pem(&std::fs::read(need("--key")).unwrap()).unwrap();
     let aud = need("--audience");
-    let t = safeguard::auth::keys::mint(&Header::new(Algorithm::ES256), &key, "bench-checkout", &[Role::Checkout], 86_400, None, Some(&aud))
-        .unwrap();
+    let t = safeguard::auth::keys::mint(
+        &Header::new(Algorithm::ES256),
+        &key,
+        "bench-checkout",
+        &[Role::Checkout],
+        86_400,
+        None,
+        Some(&aud),
+    )
+    .unwrap();
     println!("{t}");
 }
 

@@ -1,5 +1,6 @@
 //! Auditors' screens: the change feed with filters (from the event log, with each write's actor),
-//! verification of the whole hash chain, and the recipient register as CSV or JSON.
+//! decision search (seller, caller, outcome, time) over the decision records, verification of the
+//! whole hash chain, and the recipient register as CSV or JSON.
 
 use std::sync::Arc;
 
@@ -13,9 +14,10 @@ use super::page::{Fields, PageResult, html_page, parse_day, shell, when};
 use super::session::Session;
 use super::text::Lang;
 use crate::auth::Role;
+use crate::domain::Decision;
 use crate::domain::{SellerId, Vocab};
 use crate::error::Error;
-use crate::store::EventFilter;
+use crate::store::{DecisionFilter, EventFilter};
 
 /// Events per feed page.
 const PAGE: u64 = 100;
@@ -148,4 +150,64 @@ pub async fn register_json(State(state): State<Arc<ConsoleState>>, session: Sess
         .collect();
     let body = serde_json::json!({ "revision": revision, "recipients": entries }).to_string();
     Ok(download("application/json", "attachment; filename=\"recipient-register.json\"", body))
+}
+
+/// Decisions listed per search.
+const DECISIONS: u64 = 200;
+
+/// `GET /audit/decisions?seller=&caller=&outcome=&from=&to=`: recorded decisions, oldest first.
+pub async fn decisions(
+    State(state): State<Arc<ConsoleState>>,
+    session: Session,
+    lang: Lang,
+    RawQuery(q): RawQuery,
+) -> PageResult {
+    session.require(&[Role::Auditor])?;
+    let f = Fields::query(q.as_deref());
+    let invalid = |v| Error::Invalid(vec![v]);
+    let opt = |name: &str| (!f.str(name).trim().is_empty()).then(|| f.str(name).trim().to_owned());
+    let filter = DecisionFilter {
+        seller_id: opt("seller").map(|s| SellerId::parse_field(&s, "seller")).transpose().map_err(invalid)?,
+        decision: opt("outcome").and_then(|d| Decision::from_name(&d)),
+        start: opt("from").map(|d| parse_day(&d, "from")).transpose().map_err(invalid)?,
+        end: opt("to").map(|d| parse_day(&d, "to").map(|t| t.plus_days(1))).transpose().map_err(invalid)?,
+        ..Default::default()
+    };
+    // The caller is not a column filter of the store: it narrows the page read.
+    let caller = opt("caller");
+    let found: Vec<_> = state
+        .store
+        .list_decisions(&filter, DECISIONS)
+        .await?
+        .into_iter()
+        .filter(|d| caller.as_ref().is_none_or(|c| d.caller == *c))
+        .collect();
+    let body = html! {
+        h1 { (lang.t("decisions")) }
+        form.filters method="get" action="/audit/decisions" {
+            label { (lang.t("seller_id")) br; input type="text" name="seller" value=(f.str("seller")); }
+            label { (lang.t("caller")) br; input type="text" name="caller" value=(f.str("caller")); }
+            label { (lang.t("decision")) br; select name="outcome" {
+                option value="" { (lang.t("any")) }
+                @for d in Decision::ALL { option value=(d.name()) selected[d.name() == f.str("outcome")] { (d.name()) } }
+            } }
+            label { "from" br; input type="date" name="from" value=(f.str("from")); }
+            label { "to" br; input type="date" name="to" value=(f.str("to")); }
+            button type="submit" { (lang.t("filter")) }
+        }
+        table #decisions {
+            thead { tr { th { (lang.t("time")) } th { (lang.t("caller")) } th { (lang.t("seller_id")) } th { (lang.t("purpose")) }
+                th { (lang.t("decision")) } th { (lang.t("reasons")) } th.num { (lang.t("revision")) } th { "id" } } }
+            tbody { @for d in &found {
+                tr { td { (when(d.time)) } td { (d.caller) }
+                    td { @if let Some(id) = &d.seller_id { a href={ "/sellers/" (id) } { code { (id) } } } }
+                    td { (d.purpose.map_or("", |p| p.name())) }
+                    td { @if let Some(x) = d.decision { span class={ "badge " (x.name()) } { (x.name()) } } }
+                    td { @for (c, why) in &d.outcome.denied { code { (c.name()) } ": " @for r in why { (r.code.name()) " " } br; }
+                        @for r in &d.outcome.reasons { (r.code.name()) " " } }
+                    td.num { (d.revision) } td.mono { (d.decision_id) } }
+            } }
+        }
+    };
+    Ok(html_page(shell(lang, Some(&session), lang.t("decisions"), body)))
 }

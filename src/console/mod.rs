@@ -90,6 +90,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/orders/{id}/lift", post(orders::lift_order))
         .route("/audit", get(audit::feed))
         .route("/audit/chain", get(audit::chain))
+        .route("/audit/decisions", get(audit::decisions))
         .route("/audit/register.csv", get(audit::register_csv))
         .route("/audit/register.json", get(audit::register_json))
         .route("/recipients", get(recipients::show))

@@ -84,6 +84,7 @@ pub fn shell(lang: Lang, session: Option<&Session>, title: &str, body: Markup) -
                         a href="/orders" { (lang.t("orders")) }
                         @if s.can(&[Role::Auditor]) {
                             a href="/audit" { (lang.t("audit")) }
+                            a href="/audit/decisions" { (lang.t("decisions")) }
                             a href="/audit/chain" { (lang.t("chain")) }
                         }
                     }

@@ -61,6 +61,8 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("edit_seller", "Edit seller", "판매자 수정"),
     ("audit", "Change feed", "변경 이력"),
     ("chain", "Chain verification", "체인 검증"),
+    ("decisions", "Decisions", "결정 기록"),
+    ("caller", "Caller", "호출자"),
     ("register", "Recipient register", "제공받는 자 목록"),
     ("orders", "Suspension orders", "중지 명령"),
     ("sign_in", "Sign in", "로그인"),

@@ -68,7 +68,7 @@ async fn http_sign_in(addr: SocketAddr, token: &str) -> (String, String) {
     let session = set.iter().find(|c| c.starts_with("sg_session=")).unwrap();
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
     let session = cookie_pair(session);
-    let (_, _, page) = http(addr, "GET", "/sellers/new", &[("Cookie", &session)], "").await;
+    let (_, _, page) = http(addr, "GET", "/", &[("Cookie", &session)], "").await;
     let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
     (session, csrf)
 }
@@ -201,5 +201,27 @@ both!(labels_follow_accept_language_and_the_switch, |app: TestApp| async move {
     let (_, _, switched) =
         http(addr, "GET", "/recipients", &[("Accept-Language", "ko-KR"), ("Cookie", &choice)], "").await;
     assert!(switched.contains("<html lang=\"en\""), "the switch overrides Accept-Language");
+    app
+});
+
+both!(an_auditor_finds_recorded_decisions_by_seller_and_outcome, |app: TestApp| async move {
+    let addr = app.console_addr.unwrap();
+    let (mut checkout, _) = app.clients_as(Some(&token("checkout-svc", &[Role::Checkout])));
+    let req = crate::harness::verify("nobody-1", pb::Purpose::OrderFulfillment, &[pb::DataCategory::RecipientName]);
+    checkout.verify_seller(req).await.unwrap();
+    let (session, _) = http_sign_in(addr, &token("auditor-bo", &[Role::Auditor])).await;
+    let mut page = String::new();
+    for _ in 0..100 {
+        (_, _, page) =
+            http(addr, "GET", "/audit/decisions?seller=nobody-1&outcome=DENY", &[("Cookie", &session)], "").await;
+        if page.contains("SELLER_UNKNOWN") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(page.contains("SELLER_UNKNOWN") && page.contains("checkout-svc"), "{page}");
+    let (_, _, none) =
+        http(addr, "GET", "/audit/decisions?seller=nobody-1&outcome=ALLOW", &[("Cookie", &session)], "").await;
+    assert!(!none.contains("SELLER_UNKNOWN"), "the outcome filter applies");
     app
 });
