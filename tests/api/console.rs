@@ -74,7 +74,7 @@ impl Browser {
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".into(), chrome);
         let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
+        for _ in 0..300 {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
             match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
                 Ok(c) => {
@@ -153,7 +153,7 @@ fn console(app: &TestApp) -> String {
 /// Clicks "try a checkout" until the decision is `want` (the snapshot follows the log within a
 /// poll interval), and returns the reasons shown.
 async fn try_until(b: &Browser, want: &str) -> String {
-    for _ in 0..100 {
+    for _ in 0..300 {
         b.click("#try").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Ok(e) = b.c().find(Locator::Css("#decision")).await
@@ -222,7 +222,7 @@ both!(legal_creates_attests_with_a_hashed_file_and_revocation_turns_the_checkout
     b.fill("#signatory", "Jane Kim").await;
     b.c().find(Locator::Css("#document")).await.unwrap().send_keys(pdf.to_str().unwrap()).await.unwrap();
     let mut shown = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         shown = b.text("#document_sha256-shown").await;
         if !shown.is_empty() {
             break;
@@ -243,7 +243,7 @@ both!(legal_creates_attests_with_a_hashed_file_and_revocation_turns_the_checkout
     b.screenshot("seller").await;
     // The chart counts contracts in force by horizon: 20 days, 45 days, 80 days and acme's year.
     let mut bars = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         b.goto(&base, "/").await;
         bars = Vec::new();
         for days in [30, 60, 90] {
@@ -267,7 +267,7 @@ both!(legal_creates_attests_with_a_hashed_file_and_revocation_turns_the_checkout
     b.text("#contracts").await;
     assert!(try_until(&b, "DENY").await.contains("CONTRACT_REVOKED"));
     let mut dropped = false;
-    for _ in 0..100 {
+    for _ in 0..300 {
         b.goto(&base, "/recipients").await;
         b.text("#recipients").await;
         if b.c().find(Locator::Css("tr[data-seller='acme-1']")).await.is_err() {

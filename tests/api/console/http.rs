@@ -123,7 +123,7 @@ both!(the_public_register_is_cacheable_by_etag, |app: TestApp| async move {
         .await
         .unwrap();
     let mut changed = false;
-    for _ in 0..100 {
+    for _ in 0..300 {
         let (status, _, _) = http(addr, "GET", "/recipients", &[("If-None-Match", &etag)], "").await;
         if status == 200 {
             changed = true;
@@ -211,7 +211,7 @@ both!(an_auditor_finds_recorded_decisions_by_seller_and_outcome, |app: TestApp| 
     checkout.verify_seller(req).await.unwrap();
     let (session, _) = http_sign_in(addr, &token("auditor-bo", &[Role::Auditor])).await;
     let mut page = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         (_, _, page) =
             http(addr, "GET", "/audit/decisions?seller=nobody-1&outcome=DENY", &[("Cookie", &session)], "").await;
         if page.contains("SELLER_UNKNOWN") {
