@@ -1,10 +1,11 @@
 //! Auditors' screens: the change feed with filters (from the event log, with each write's actor),
-//! decision search (seller, caller, outcome, time) over the decision records, verification of the
+//! a seller as it stood at a date or revision (the log replayed, as GetSellerAsOf does), decision
+//! search (seller, caller, outcome, time) over the decision records, verification of the
 //! whole hash chain, and the recipient register as CSV or JSON.
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::IntoResponse;
 use http::header;
 use maud::html;
@@ -210,4 +211,45 @@ pub async fn decisions(
         }
     };
     Ok(html_page(shell(lang, Some(&session), lang.t("decisions"), body)))
+}
+
+/// `GET /sellers/{id}/asof?date=YYYY-MM-DD` (the end of that day, UTC) or `?revision=N`.
+pub async fn seller_as_of(
+    State(state): State<Arc<ConsoleState>>,
+    session: Session,
+    lang: Lang,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> PageResult {
+    use crate::domain::registry::{EventKind, RegistryChange};
+    use crate::domain::replay::SellerReplay;
+    session.require(&[Role::Auditor])?;
+    let f = Fields::query(q.as_deref());
+    let id = SellerId::parse_field(&id, "seller_id").map_err(|v| Error::Invalid(vec![v]))?;
+    // A date stands for the last revision written by its end: the log's prefix a replica had
+    // applied then, whatever the clocks of later writers said.
+    let until = match f.str("revision").parse::<i64>() {
+        Ok(r) if r > 0 => r,
+        _ => {
+            let day = parse_day(f.str("date"), "date").map_err(|v| Error::Invalid(vec![v]))?;
+            state.store.revision_at(day.plus_seconds(86_399)).await?
+        }
+    };
+    let mut replay = SellerReplay::new(id.clone());
+    for e in state.store.replay_events(&id, until, false).await? {
+        if EventKind::parse(&e.kind).is_some_and(EventKind::is_sellers_own) {
+            let change = RegistryChange::from_event(&e.kind, &e.payload)
+                .map_err(|why| Error::Internal(format!("registry event {}: {why}", e.revision)))?;
+            replay.apply(e.revision, &change);
+        }
+    }
+    let seller = replay.seller.as_ref().ok_or_else(|| Error::NotFound(format!("seller {id} at revision {until}")))?;
+    let body = html! {
+        h1 { (seller.legal_name) " " span.muted { (lang.t("as_of")) " " (lang.t("revision")) " " span #as-of-revision { (until) } } }
+        (super::sellers::fields_card(lang, &session, seller))
+        h2 { (lang.t("contracts")) }
+        (super::sellers::matrix(lang, &session, &replay.attestations, false))
+        p { a href={ "/sellers/" (id) } { "← " (lang.t("sellers")) } }
+    };
+    Ok(html_page(shell(lang, Some(&session), &seller.legal_name, body)))
 }

@@ -83,6 +83,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sellers/new", get(forms::new_seller).post(forms::create_seller))
         .route("/sellers/{id}", get(sellers::detail))
         .route("/sellers/{id}/try", get(sellers::try_checkout))
+        .route("/sellers/{id}/asof", get(audit::seller_as_of))
         .route("/sellers/{id}/edit", get(forms::edit_seller).post(forms::update_seller))
         .route("/sellers/{id}/attest", get(attest::new_attestation).post(attest::submit_attestation))
         .route("/attestations/{id}/revoke", post(attest::revoke))

@@ -285,7 +285,7 @@ async fn detail_page(
         }
         h2 { (lang.t("contracts")) }
         @if session.can(&[Role::Legal]) { p { a.button #attest-link href={ "/sellers/" (id) "/attest" } { (lang.t("attest")) } } }
-        (matrix(lang, session, &atts))
+        (matrix(lang, session, &atts, true))
         h2 { (lang.t("orders")) }
         @if orders.is_empty() { p.muted { (lang.t("none")) } }
         ul { @for o in &orders { li { strong { (o.order_ref) } " — " (scope(&o.scope)) " · " (when(o.effective_time))
@@ -299,6 +299,12 @@ async fn detail_page(
                 td { (d.decision.map_or("", |x| x.name())) } td.mono { (d.decision_id) } }
         } } }
         h2 { (lang.t("history")) }
+        @if session.can(&[Role::Auditor]) {
+            form.filters #as-of method="get" action={ "/sellers/" (id) "/asof" } {
+                label { (lang.t("as_of")) br; input type="date" name="date"; }
+                button type="submit" { (lang.t("as_of")) }
+            }
+        }
         ol.timeline #history { @for e in &history {
             li { strong { (e.kind) } " · " (lang.t("revision")) " " (e.revision) " · " (when(e.time)) " · " span.actor { (e.actor) } }
         } }
@@ -306,7 +312,8 @@ async fn detail_page(
     Ok(html_page(shell(lang, Some(session), &seller.legal_name, body)).into_response())
 }
 
-fn fields_card(lang: Lang, session: &Session, s: &Seller) -> Markup {
+/// A seller's fields (with the edit link for legal).
+pub(super) fn fields_card(lang: Lang, session: &Session, s: &Seller) -> Markup {
     html! {
         div.card #seller-fields {
             table { tbody {
@@ -323,7 +330,8 @@ fn fields_card(lang: Lang, session: &Session, s: &Seller) -> Markup {
     }
 }
 
-fn matrix(lang: Lang, session: &Session, atts: &[Attestation]) -> Markup {
+/// The clause × contract matrix; `actions` adds legal's revoke forms.
+pub(super) fn matrix(lang: Lang, session: &Session, atts: &[Attestation], actions: bool) -> Markup {
     if atts.is_empty() {
         return html! { p.muted #no-contracts { (lang.t("none")) } };
     }
@@ -341,7 +349,7 @@ fn matrix(lang: Lang, session: &Session, atts: &[Attestation]) -> Markup {
                 tr { td { (lang.t("categories")) } @for a in atts { td { @for c in &a.categories { code { (c.name()) } br; } } } }
                 tr { td { (lang.t("effective")) } @for a in atts { td { (day(a.effective_time)) " → " (day(a.expire_time)) } } }
                 tr { td { (lang.t("document_sha256")) } @for a in atts { td.mono.sha { (a.document_sha256.as_str()) } } }
-                @if session.can(&[Role::Legal]) {
+                @if actions && session.can(&[Role::Legal]) {
                     tr { td {} @for a in atts { td { (attestation_actions(lang, session, a)) } } }
                 }
             }

@@ -62,6 +62,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("audit", "Change feed", "변경 이력"),
     ("chain", "Chain verification", "체인 검증"),
     ("decisions", "Decisions", "결정 기록"),
+    ("as_of", "As of", "시점 조회"),
     ("caller", "Caller", "호출자"),
     ("register", "Recipient register", "제공받는 자 목록"),
     ("orders", "Suspension orders", "중지 명령"),

@@ -225,3 +225,32 @@ both!(an_auditor_finds_recorded_decisions_by_seller_and_outcome, |app: TestApp| 
     assert!(!none.contains("SELLER_UNKNOWN"), "the outcome filter applies");
     app
 });
+
+both!(an_auditor_sees_a_seller_as_it_stood_at_an_earlier_revision, |app: TestApp| async move {
+    let addr = app.console_addr.unwrap();
+    let created = app
+        .registry
+        .clone()
+        .create_seller(pb::CreateSellerRequest { seller: Some(seller("asof-1")), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut renamed = seller("asof-1");
+    renamed.legal_name = "Renamed Later Ltd".into();
+    let update = pb::UpdateSellerRequest {
+        seller: Some(renamed),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["legal_name".into()] }),
+        ..Default::default()
+    };
+    app.registry.clone().update_seller(update).await.unwrap();
+    let (session, _) = http_sign_in(addr, &token("auditor-bo", &[Role::Auditor])).await;
+    let path = format!("/sellers/asof-1/asof?revision={}", created.revision);
+    let (status, _, then) = http(addr, "GET", &path, &[("Cookie", &session)], "").await;
+    assert_eq!(status, 200);
+    assert!(then.contains("asof-1 Trading Co., Ltd.") && !then.contains("Renamed Later Ltd"), "{then}");
+    let (_, _, now) = http(addr, "GET", "/sellers/asof-1/asof?date=9999-12-30", &[("Cookie", &session)], "").await;
+    assert!(now.contains("Renamed Later Ltd"));
+    let (status, _, _) = http(addr, "GET", "/sellers/asof-1/asof?date=2001-01-01", &[("Cookie", &session)], "").await;
+    assert_eq!(status, 404, "the seller did not exist yet");
+    app
+});
