@@ -72,6 +72,7 @@ async fn start(
     s.decisions.mode = record;
     s.server.concurrency_limit_per_connection = 1024;
     s.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    s.console.enabled = false;
     let app = App::build(s).await.unwrap();
     let addr = app.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

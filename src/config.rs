@@ -24,6 +24,24 @@ pub struct Settings {
     pub log: LogSettings,
     pub decisions: DecisionSettings,
     pub audit: AuditSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The console: web pages for legal and auditors, and the public recipient register.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Serve the console beside gRPC.
+    pub enabled: bool,
+    /// Where the console listens; port 0 picks a free port. Loopback by default: the pages carry
+    /// legal's session, so exposing them is a deliberate choice (behind a TLS-terminating proxy).
+    pub listen_addr: SocketAddr,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self { enabled: true, listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
 }
 
 /// The decision records auditors read.

@@ -9,6 +9,7 @@
 //! - [`grpc`]: thin adapters between the proto contract and the domain.
 //! - [`auth`]: who is calling and what they may do.
 //! - [`tlog`]: signed checkpoints of the registry's Merkle tree, and the watch that it only grows.
+//! - [`console`]: web pages for legal and auditors, and the public recipient register.
 //! - [`startup`]: [`startup::App`] builds the whole service; `main.rs` only parses the command line.
 //! - [`overload`]: the request timeout, concurrency limit and load shedding, counted by code.
 //! - [`config`], [`error`], [`pb`]: settings, the one error type, the generated code.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod grpc;

@@ -56,6 +56,10 @@ enum Command {
         /// Lifetime: a number with s, m, h or d (1h, 30m, 7d).
         #[arg(long, default_value = "1h", value_name = "DURATION")]
         ttl: String,
+        /// Print a console sign-in link instead of the bare token, for local use. The token rides
+        /// in the URL's fragment, which browsers never send to a server or write to its logs.
+        #[arg(long)]
+        link: bool,
     },
     /// Load sellers and attestations from a CSV or JSON Lines file (docs/import-format.md).
     Import(safeguard::cli::ImportArgs),
@@ -164,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("migrations applied; registry at revision {revision}");
             Ok(())
         }
-        Command::Token { roles, sub, ttl } => {
+        Command::Token { roles, sub, ttl, link } => {
             let roles = roles
                 .iter()
                 .map(|r| {
@@ -177,7 +181,11 @@ async fn main() -> anyhow::Result<()> {
             let auth = &settings.auth;
             let token =
                 mint_hs256(&secret, &sub, &roles, parse_ttl(&ttl)?, auth.issuer.as_deref(), auth.audience.as_deref())?;
-            println!("{token}");
+            if link {
+                println!("{}", safeguard::console::sign_in_link(settings.console.listen_addr, &token));
+            } else {
+                println!("{token}");
+            }
             Ok(())
         }
         Command::Import(args) => safeguard::cli::run_import(&settings, args).await,

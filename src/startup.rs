@@ -48,6 +48,7 @@ pub struct App {
     auth: AuthLayer,
     tls: Option<tonic::transport::ServerTlsConfig>,
     metrics_listener: Option<TcpListener>,
+    console: Option<crate::console::Console>,
 }
 
 /// Builds the authentication layer from the settings (keys are parsed here, once).
@@ -156,8 +157,9 @@ impl App {
         } else {
             None
         };
+        let console = console(&settings, &shared, tls.is_some()).await?;
         let background = vec![follower, pruner];
-        Ok(Self { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener })
+        Ok(Self { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener, console })
     }
 
     /// Where the server listens (the real port when configured with port 0).
@@ -170,6 +172,11 @@ impl App {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// Where the console is served, if enabled (the real port when configured with port 0).
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().and_then(crate::console::Console::local_addr)
+    }
+
     /// The in-memory registry.
     pub fn registry(&self) -> Arc<Registry> {
         self.shared.registry.clone()
@@ -177,7 +184,13 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener } = self;
+        let App { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener, console } = self;
+        let (console_stop, console_stopped) = tokio::sync::oneshot::channel::<()>();
+        let console = console.map(|c| {
+            tokio::spawn(c.serve(async {
+                let _ = console_stopped.await;
+            }))
+        });
         let max_msg = settings.server.max_message_bytes;
 
         // The snapshot is loaded (build did it), so verification can serve from the first request,
@@ -240,6 +253,7 @@ impl App {
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");
+                let _ = console_stop.send(());
                 // Stop the monitor first, so it cannot report SERVING again.
                 monitor.abort();
                 crate::health::set_all(&health, false, false, false).await;
@@ -256,12 +270,44 @@ impl App {
             tracing::error!("decision records were still being written at shutdown");
         }
         recorder_tasks.for_each(|t| t.abort());
+        if let Some(console) = console
+            && let Ok(Err(e)) = console.await
+        {
+            tracing::error!(error = %e, "console server failed");
+        }
         let _ = metrics_stop.send(());
         if let Some(server) = metrics_server {
             let _ = server.await;
         }
         result.context("gRPC server failed")
     }
+}
+
+/// Binds the console, if enabled, with its own verifier built from the same settings as the auth
+/// layer's, so a token the API accepts signs in and nothing else does.
+async fn console(settings: &Settings, shared: &Shared, tls: bool) -> anyhow::Result<Option<crate::console::Console>> {
+    if !settings.console.enabled {
+        return Ok(None);
+    }
+    let verifier = if settings.auth.insecure_disabled {
+        None
+    } else {
+        let secret = resolve_hs256_secret(settings, true)?;
+        Some(Verifier::new(&settings.auth, secret.as_deref())?)
+    };
+    let state = crate::console::ConsoleState {
+        store: shared.store.clone(),
+        registry: shared.registry.clone(),
+        verifier,
+        key: crate::console::session::SessionKey::random(),
+        secure_cookies: tls,
+        register: crate::console::recipients::Cache::default(),
+    };
+    let addr = settings.console.listen_addr;
+    let console = crate::console::Console::bind(addr, state)
+        .await
+        .with_context(|| format!("cannot listen for the console on {addr}"))?;
+    Ok(Some(console))
 }
 
 /// The server TLS configuration, if TLS is configured.

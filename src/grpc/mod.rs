@@ -3,7 +3,7 @@
 
 mod audit;
 pub mod convert;
-mod oversight;
+pub mod oversight;
 mod registry;
 mod verification;
 

@@ -13,7 +13,8 @@ use crate::domain::{Country, DocumentSha256, SellerId, Timestamp, Violation, Vio
 use crate::error::{Error, Result};
 use crate::pb::v1 as pb;
 
-fn order_fields(o: &pb::SuspensionOrder, prefix: &str) -> Result<SuspensionOrderFields, Vec<Violation>> {
+/// The fields of a suspension order, validated whole.
+pub fn order_fields(o: &pb::SuspensionOrder, prefix: &str) -> Result<SuspensionOrderFields, Vec<Violation>> {
     let mut v = Violations::new();
     let order_ref = v.check(text(&o.order_ref, &path(prefix, "order_ref"), MAX_REF, true));
     let scope = match (o.seller_id.is_empty(), o.country.is_empty()) {

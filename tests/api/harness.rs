@@ -134,6 +134,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     // PostgreSQL needs a configured key file; SQLite would default to this same place.
     s.audit.signing_key_file = Some(db.key_dir.join("safeguard.signing-key"));
+    s.console.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     s
 }
 
@@ -142,6 +143,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// Where `/metrics` is served.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the console is served.
+    pub console_addr: Option<SocketAddr>,
     pub db: TestDb,
     /// Clients authenticated as `test-admin` with the admin role.
     pub verification: VerificationServiceClient<Authed>,
@@ -164,6 +167,7 @@ impl TestApp {
         let app = App::build(settings).await.unwrap();
         let addr = app.local_addr();
         let metrics_addr = app.metrics_addr();
+        let console_addr = app.console_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -178,6 +182,7 @@ impl TestApp {
         Self {
             addr,
             metrics_addr,
+            console_addr,
             db,
             verification: VerificationServiceClient::with_interceptor(channel.clone(), admin.clone()),
             registry: RegistryServiceClient::with_interceptor(channel.clone(), admin),

@@ -11,6 +11,7 @@ mod harness;
 mod audit;
 mod auth;
 mod cli;
+mod console;
 mod convert_props;
 mod failclosed;
 mod hardening;
