@@ -20,7 +20,10 @@ use crate::store::Store;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct Shared {
+    /// The primary: writes, exports and long scans.
     pub store: Store,
+    /// Where the snapshot follows the log from, and the primary for read-your-writes.
+    pub sources: crate::snapshot::Sources,
     pub registry: Arc<Registry>,
     /// Longest a request with `min_revision` waits for the snapshot.
     pub max_min_revision_wait: Duration,
