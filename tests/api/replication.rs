@@ -1,0 +1,358 @@
+//! Replicas that follow a PostgreSQL hot standby (`database.read_urls`) while writing through the
+//! primary. These need a real streaming standby, which `.ci/standby.sh start` makes:
+//! `SAFEGUARD_TEST_STANDBY_URL` (127.0.0.1:5433, paused and resumed here, never promoted) and
+//! `SAFEGUARD_TEST_PROMOTABLE_STANDBY_URL` (127.0.0.1:5434, promoted by the failover test). Without
+//! them the tests are skipped, except in CI (`CI=true`), where a missing standby fails them.
+//!
+//! Each test uses a fresh schema on the primary; the standby replays it, so the same URL with the
+//! standby's host and port reads the same schema.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use safeguard::config::Settings;
+use safeguard::pb::v1 as pb;
+use safeguard::pb::v1::DataCategory as C;
+use safeguard::pb::v1::Purpose as P;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::harness::*;
+
+pub const VERIFICATION: &str = "safeguard.v1.VerificationService";
+pub const REGISTRY: &str = "safeguard.v1.RegistryService";
+
+/// The standby URL in `var`, or `None` (skipped) when it is not configured outside CI.
+pub fn standby_base(var: &str) -> Option<String> {
+    match std::env::var(var).ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some(url),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set: CI must run the replication tests against a real standby (.ci/standby.sh start)")
+        }
+        None => {
+            eprintln!("{var} is not set: replication test skipped");
+            None
+        }
+    }
+}
+
+/// `db`'s URL with the host and port of `server` (a base URL such as the standby's).
+pub fn same_schema_on(db: &TestDb, server: &str) -> String {
+    let base = postgres_url().unwrap();
+    let suffix = db.url.strip_prefix(base.as_str()).unwrap();
+    format!("{server}{suffix}")
+}
+
+/// Runs `statements` on `url`.
+pub async fn exec(url: &str, statements: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    db.execute_unprepared(statements).await.unwrap();
+    db.close().await.unwrap();
+}
+
+/// Runs one statement on `url` and returns the first column of the first row as text.
+pub async fn sql(url: &str, statement: &str) -> Option<String> {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let stmt = sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, statement.to_owned());
+    let row = db.query_one_raw(stmt).await.unwrap();
+    db.close().await.unwrap();
+    row.and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten())
+}
+
+/// The health of `service` on `app`.
+pub async fn health(app: &TestApp, service: &str) -> ServingStatus {
+    let mut client = HealthClient::new(app.channel.clone());
+    client.check(HealthCheckRequest { service: service.to_owned() }).await.unwrap().into_inner().status()
+}
+
+/// Polls `check` every 100 ms for up to 30 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Waits until the standby at `url` has replayed the schema's migrations.
+pub async fn replayed_schema(url: &str) {
+    eventually("the standby has replayed the schema", || async {
+        sql(url, "SELECT CAST(to_regclass('registry_heartbeat') AS TEXT)").await.is_some()
+    })
+    .await;
+}
+
+/// Settings for a replica that writes to `primary` and follows `standby`.
+pub fn replica_settings(db: &TestDb, primary: String, standby: String) -> Settings {
+    let mut s = test_settings(db);
+    s.database.url = primary;
+    s.database.read_urls = vec![standby];
+    s.database.migrate_on_start = false;
+    s.database.connect_timeout_ms = 500;
+    s
+}
+
+/// A TCP proxy whose upstream can be cut or switched: "the primary is down" or "the primary moved"
+/// for the servers behind it, without touching the PostgreSQL server other tests share.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    upstream: Arc<std::sync::Mutex<Option<String>>>,
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = Arc::new(std::sync::Mutex::new(Some(upstream.to_owned())));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let (up, conns2) = (upstream.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                let Some(target) = up.lock().unwrap().clone() else { continue };
+                conns2.lock().await.push(tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        Self { addr, upstream, conns }
+    }
+
+    /// Drops every connection and refuses new ones (`None`), or sends new ones to `to`.
+    pub async fn point_to(&self, to: Option<&str>) {
+        *self.upstream.lock().unwrap() = to.map(str::to_owned);
+        for c in self.conns.lock().await.drain(..) {
+            c.abort();
+        }
+    }
+
+    /// `url` (host:port after the `@`) routed through this proxy.
+    pub fn route(&self, url: &str) -> String {
+        let (head, tail) = url.split_once('@').unwrap();
+        let (_, path) = tail.split_once('/').unwrap();
+        format!("{head}@{}/{path}", self.addr)
+    }
+}
+
+/// Host and port of a `postgres://user@host:port/db…` URL.
+pub fn host_port(url: &str) -> String {
+    url.split_once('@').unwrap().1.split_once('/').unwrap().0.to_owned()
+}
+
+/// Holds the shared standby for one test: pausing replay would break another test reading from it
+/// at the same time, and nextest runs tests in separate processes, so the lock is a file lock.
+pub struct StandbyLock(#[allow(dead_code)] std::fs::File);
+
+impl StandbyLock {
+    pub async fn exclusive(exclusive: bool) -> Self {
+        tokio::task::spawn_blocking(move || {
+            let path = std::env::temp_dir().join("safeguard-test-standby.lock");
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+            if exclusive {
+                file.lock().unwrap()
+            } else {
+                file.lock_shared().unwrap()
+            }
+            Self(file)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// Pauses WAL replay on a standby, and resumes it when dropped, even if the test fails first.
+pub struct Paused(String);
+
+impl Paused {
+    pub async fn pause(standby: &str) -> Self {
+        exec(standby, "SELECT pg_wal_replay_pause()").await;
+        Self(standby.to_owned())
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ =
+            std::process::Command::new("psql").arg(&self.0).arg("-Atqc").arg("SELECT pg_wal_replay_resume()").status();
+    }
+}
+
+/// Starts the primary-connected server (it migrates and writes the heartbeat) and a replica that
+/// follows the standby, once the standby has replayed the schema.
+async fn primary_and_replica(standby: &str, tune: impl FnOnce(&mut Settings)) -> (TestApp, TestApp) {
+    let db = TestDb::new(Backend::Postgres).await.unwrap();
+    let shared = db.share();
+    let primary = TestApp::spawn_with(db, test_settings(&shared)).await;
+    let standby_url = same_schema_on(&shared, standby);
+    replayed_schema(&standby_url).await;
+    let mut settings = replica_settings(&shared, shared.url.clone(), standby_url);
+    tune(&mut settings);
+    let replica = TestApp::spawn_with(shared, settings).await;
+    (primary, replica)
+}
+
+fn fulfilment(seller_id: &str) -> pb::VerifySellerRequest {
+    verify(seller_id, P::OrderFulfillment, &[C::RecipientName])
+}
+
+/// Waits until `app` decides `seller_id` at revision `rev` or later, without naming the revision
+/// (so the answer comes from what it follows, not from a catch-up).
+pub async fn decides_at(app: &TestApp, seller_id: &str, rev: i64) -> pb::VerifySellerResponse {
+    let mut client = app.verification.clone();
+    for _ in 0..300 {
+        let r = client.verify_seller(fulfilment(seller_id)).await.unwrap().into_inner();
+        if r.revision >= rev {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the replica never decided at revision {rev}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_the_primary_reaches_a_replica_that_follows_the_standby() {
+    let Some(standby) = standby_base("SAFEGUARD_TEST_STANDBY_URL") else { return };
+    let _lock = StandbyLock::exclusive(false).await;
+    let (mut primary, replica) = primary_and_replica(&standby, |_| {}).await;
+    primary.create_seller(seller("acme")).await;
+    let (_, rev) = primary.attest(attestation("acme", 1)).await;
+    let r = decides_at(&replica, "acme", rev).await;
+    assert_eq!(r.decision(), pb::Decision::Allow, "{r:?}");
+    eventually("the replica reports SERVING", || async {
+        health(&replica, VERIFICATION).await == ServingStatus::Serving
+    })
+    .await;
+    replica.stop().await;
+    primary.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_that_stops_replaying_makes_its_replicas_stale_until_it_resumes() {
+    let Some(standby) = standby_base("SAFEGUARD_TEST_STANDBY_URL") else { return };
+    let _lock = StandbyLock::exclusive(true).await;
+    let (mut primary, replica) = primary_and_replica(&standby, |s| s.snapshot.max_staleness_ms = 2_000).await;
+    primary.create_seller(seller("acme")).await;
+    let (_, rev) = primary.attest(attestation("acme", 1)).await;
+    assert_eq!(decides_at(&replica, "acme", rev).await.decision(), pb::Decision::Allow);
+
+    // The standby keeps answering every query, but its heartbeat stops moving.
+    let paused = Paused::pause(&standby).await;
+    eventually("the replica denies REGISTRY_STALE", || {
+        let mut client = replica.verification.clone();
+        async move {
+            let r = client.verify_seller(fulfilment("acme")).await.unwrap().into_inner();
+            codes(&r.reasons) == vec![pb::ReasonCode::RegistryStale]
+        }
+    })
+    .await;
+    eventually("the replica reports NOT_SERVING", || async {
+        health(&replica, VERIFICATION).await == ServingStatus::NotServing
+    })
+    .await;
+    // The primary-connected server is not behind anything: it keeps deciding.
+    let on_primary = primary.verify_at(fulfilment("acme"), rev).await;
+    assert_eq!(on_primary.decision(), pb::Decision::Allow);
+
+    drop(paused);
+    eventually("the replica decides again", || {
+        let mut client = replica.verification.clone();
+        async move { client.verify_seller(fulfilment("acme")).await.unwrap().into_inner().decision() == pb::Decision::Allow }
+    })
+    .await;
+    eventually("the replica reports SERVING", || async {
+        health(&replica, VERIFICATION).await == ServingStatus::Serving
+    })
+    .await;
+    replica.stop().await;
+    primary.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_min_revision_ahead_of_a_paused_standby_is_answered_from_the_primary() {
+    let Some(standby) = standby_base("SAFEGUARD_TEST_STANDBY_URL") else { return };
+    let _lock = StandbyLock::exclusive(true).await;
+    let (mut primary, mut replica) = primary_and_replica(&standby, |_| {}).await;
+    let rev = primary.create_seller(seller("acme")).await;
+    assert_eq!(decides_at(&replica, "acme", rev).await.revision, rev);
+
+    let paused = Paused::pause(&standby).await;
+    let (_, rev) = primary.attest(attestation("acme", 1)).await;
+    let r = replica.verify_at(fulfilment("acme"), rev).await;
+    assert_eq!(r.decision(), pb::Decision::Allow, "{r:?}");
+    assert!(r.revision >= rev, "{r:?}");
+    // Neither the standby nor the primary has this one: UNAVAILABLE, not a guess.
+    let mut ahead = fulfilment("acme");
+    ahead.min_revision = rev + 100;
+    let err = replica.verification.verify_seller(ahead).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    drop(paused);
+
+    // Once the standby replays the same events, following it goes on from there.
+    let rev = primary.create_seller(seller("beta")).await;
+    assert!(decides_at(&replica, "acme", rev).await.revision >= rev);
+    replica.stop().await;
+    primary.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_primary_unreachable_a_replica_decides_from_its_standby_and_refuses_writes() {
+    let Some(standby) = standby_base("SAFEGUARD_TEST_STANDBY_URL") else { return };
+    let _lock = StandbyLock::exclusive(false).await;
+    let proxy = Proxy::start(&host_port(&postgres_url().unwrap())).await;
+    let route = proxy.route(&postgres_url().unwrap());
+    let (mut primary, mut replica) = primary_and_replica(&standby, |s| {
+        s.database.url = s.database.url.replacen(&postgres_url().unwrap(), &route, 1);
+    })
+    .await;
+    primary.create_seller(seller("acme")).await;
+    proxy.point_to(None).await;
+
+    // Written through another server that reaches the primary; replayed by the standby.
+    let (_, rev) = primary.attest(attestation("acme", 1)).await;
+    let r = decides_at(&replica, "acme", rev).await;
+    assert_eq!(r.decision(), pb::Decision::Allow, "{r:?}");
+    let err = replica
+        .registry
+        .create_seller(pb::CreateSellerRequest { seller: Some(seller("beta")), request_id: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    eventually("the registry reports NOT_SERVING", || async {
+        health(&replica, REGISTRY).await == ServingStatus::NotServing
+    })
+    .await;
+    eventually("the replica reports SERVING", || async {
+        health(&replica, VERIFICATION).await == ServingStatus::Serving
+    })
+    .await;
+
+    // The primary comes back: writes go through again, with no restart.
+    proxy.point_to(Some(&host_port(&postgres_url().unwrap()))).await;
+    eventually("writes succeed again", || {
+        let mut client = replica.registry.clone();
+        async move {
+            client
+                .create_seller(pb::CreateSellerRequest { seller: Some(seller("beta")), request_id: "b".into() })
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    replica.stop().await;
+    primary.stop().await;
+}
