@@ -356,3 +356,78 @@ async fn with_the_primary_unreachable_a_replica_decides_from_its_standby_and_ref
     replica.stop().await;
     primary.stop().await;
 }
+
+/// Not a check but a measurement for docs/scaling.md, run by hand:
+/// `cargo nextest run --run-ignored only -E 'test(/measure_replication/)' --no-capture` with the
+/// standby variables set. A burst of writes through the primary: the standby's replay lag (in
+/// revisions and in time) sampled during it, then how long a replica following the standby takes
+/// to decide at the last revision once the burst is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn measure_replication_lag_and_convergence() {
+    let Some(standby) = standby_base("SAFEGUARD_TEST_STANDBY_URL") else { return };
+    let _lock = StandbyLock::exclusive(true).await;
+    // The production default poll, so that convergence is what a deployment sees.
+    let (primary, replica) = primary_and_replica(&standby, |s| s.snapshot.poll_interval_ms = 250).await;
+    let standby_schema = same_schema_on(&primary.db, &standby);
+    const WRITERS: usize = 16;
+    const EACH: usize = 50;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let mut client = primary.registry.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for i in 0..EACH {
+                let s = seller(&format!("s{w}x{i}"));
+                last = client
+                    .create_seller(pb::CreateSellerRequest { seller: Some(s), request_id: String::new() })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .revision;
+            }
+            last
+        }));
+    }
+    let mut max_lag_revisions = 0i64;
+    let mut max_replay_lag_ms = 0f64;
+    let primary_url = primary.db.url.clone();
+    while !tasks.iter().all(|t| t.is_finished()) {
+        let head = sql(&primary_url, "SELECT CAST(revision AS TEXT) FROM registry_head WHERE id = 1").await;
+        let replayed =
+            sql(&standby_schema, "SELECT CAST(COALESCE(MAX(revision), 0) AS TEXT) FROM registry_events").await;
+        let lag = sql(
+            &primary_url,
+            "SELECT CAST(COALESCE(MAX(EXTRACT(EPOCH FROM replay_lag) * 1000), 0) AS TEXT) FROM pg_stat_replication",
+        )
+        .await;
+        let parse = |v: Option<String>| v.and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        max_lag_revisions = max_lag_revisions.max((parse(head) - parse(replayed)) as i64);
+        max_replay_lag_ms = max_replay_lag_ms.max(parse(lag));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut last = 0;
+    for t in tasks {
+        last = last.max(t.await.unwrap());
+    }
+    let burst = started.elapsed();
+    let acked = std::time::Instant::now();
+    let mut client = replica.verification.clone();
+    while client.verify_seller(fulfilment("s0x0")).await.unwrap().into_inner().revision < last {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let converged = acked.elapsed();
+    println!(
+        "burst: {} writes by {WRITERS} writers in {:.2}s ({:.0} writes/s); standby lag during it: max {} revisions, \
+         replay_lag max {:.1} ms; replica following the standby decided at the last revision {:.1} ms after the burst was acknowledged",
+        WRITERS * EACH,
+        burst.as_secs_f64(),
+        (WRITERS * EACH) as f64 / burst.as_secs_f64(),
+        max_lag_revisions,
+        max_replay_lag_ms,
+        converged.as_secs_f64() * 1000.0
+    );
+    replica.stop().await;
+    primary.stop().await;
+}
