@@ -35,6 +35,15 @@ pub struct Shared {
     pub tlog: Option<Arc<crate::tlog::Tlog>>,
 }
 
+impl Shared {
+    /// Where auditors' history reads go: the standby the snapshot follows (the primary when there
+    /// is none), so that audit traffic stays off the primary. Exports, the chain check and other
+    /// long scans stay on the primary, which holds the whole log for certain.
+    pub fn audit_reads(&self) -> &Store {
+        self.sources.reader()
+    }
+}
+
 /// The deadline a client set with the `grpc-timeout` header, if any.
 pub fn client_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
     let raw = request.metadata().get("grpc-timeout")?.to_str().ok()?;

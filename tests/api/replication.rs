@@ -336,6 +336,10 @@ async fn with_the_primary_unreachable_a_replica_decides_from_its_standby_and_ref
         health(&replica, REGISTRY).await == ServingStatus::NotServing
     })
     .await;
+    // Auditors' history reads are served by the standby too.
+    let mut audit = replica.audit_as(Some(&token("auditor", &[safeguard::auth::Role::Auditor])));
+    let events = audit.list_registry_events(pb::ListRegistryEventsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(events.events.last().map(|e| e.revision), Some(rev), "{events:?}");
     eventually("the replica reports SERVING", || async {
         health(&replica, VERIFICATION).await == ServingStatus::Serving
     })
