@@ -435,3 +435,19 @@ async fn measure_replication_lag_and_convergence() {
     replica.stop().await;
     primary.stop().await;
 }
+
+#[test]
+fn read_urls_must_be_postgres_standbys_and_staleness_must_leave_room_for_a_heartbeat() {
+    let mut s = Settings::default();
+    s.database.url = "postgres://app@primary:5432/safeguard".into();
+    s.database.read_urls = vec!["postgres://app:hunter2@standby:5432/safeguard".into()];
+    s.validate().unwrap();
+    assert!(!toml::to_string(&s.redacted()).unwrap().contains("hunter2"));
+
+    s.database.read_urls = vec!["sqlite://copy.db".into()];
+    assert!(s.validate().unwrap_err().to_string().contains("database.read_urls"));
+    s.database.read_urls.clear();
+
+    s.snapshot.heartbeat_ms = 30_000;
+    assert!(s.validate().unwrap_err().to_string().contains("heartbeat_ms"));
+}
