@@ -451,3 +451,21 @@ fn read_urls_must_be_postgres_standbys_and_staleness_must_leave_room_for_a_heart
     s.snapshot.heartbeat_ms = 30_000;
     assert!(s.validate().unwrap_err().to_string().contains("heartbeat_ms"));
 }
+
+crate::both!(the_heartbeat_migration_goes_down_and_up_again, |app: TestApp| async move {
+    use migrations::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(app.db.url.as_str()).await.unwrap();
+    let count = "SELECT COUNT(*) FROM registry_heartbeat";
+    // The server wrote its heartbeat at start-up.
+    assert!(db.execute_unprepared(count).await.is_ok());
+    // Down to just before the heartbeat's migration, whatever came after it.
+    let all = migrations::Migrator::migrations();
+    let at = all.iter().position(|m| m.name() == "m20261202_000004_create_heartbeat").unwrap();
+    migrations::Migrator::down(&db, Some((all.len() - at) as u32)).await.unwrap();
+    assert!(db.execute_unprepared(count).await.is_err(), "down drops registry_heartbeat");
+    migrations::Migrator::up(&db, None).await.unwrap();
+    assert!(db.execute_unprepared(count).await.is_ok());
+    db.close().await.unwrap();
+    app
+});
