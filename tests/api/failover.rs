@@ -10,7 +10,8 @@ use safeguard::pb::v1 as pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::harness::*;
-use crate::replication::*;
+use crate::replication::decides_at;
+use crate::standby::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promoted_standby_takes_over_and_a_replica_that_applied_a_lost_write_halts() {

@@ -23,6 +23,7 @@ mod recorder;
 mod registry;
 mod replicas;
 mod replication;
+mod standby;
 mod tls;
 mod validation;
 mod verifiable;
