@@ -86,8 +86,8 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 /// Connects to the primary and to the hot standbys the snapshot follows. With standbys, every
-/// connection is lazy: a replica whose primary is down keeps starting and deciding from its standby,
-/// and writes answer UNAVAILABLE until the primary is back. Migrations need the primary at once.
+/// connection is lazy: a replica whose primary goes down keeps deciding from its standby, and writes
+/// answer UNAVAILABLE until the primary is back. Migrations need the primary at once.
 pub async fn connect_sources(settings: &Settings) -> anyhow::Result<(Store, Sources)> {
     let db = &settings.database;
     let options = |url: &str| DbOptions {

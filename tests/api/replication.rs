@@ -287,7 +287,7 @@ crate::both!(the_heartbeat_migration_goes_down_and_up_again, |app: TestApp| asyn
     assert!(db.execute_unprepared(count).await.is_ok());
     // Down to just before the heartbeat's migration, whatever came after it.
     let all = migrations::Migrator::migrations();
-    let at = all.iter().position(|m| m.name() == "m20261202_000004_create_heartbeat").unwrap();
+    let at = all.iter().position(|m| m.name() == "m20261202_000005_create_heartbeat").unwrap();
     migrations::Migrator::down(&db, Some((all.len() - at) as u32)).await.unwrap();
     assert!(db.execute_unprepared(count).await.is_err(), "down drops registry_heartbeat");
     migrations::Migrator::up(&db, None).await.unwrap();
