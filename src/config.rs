@@ -273,8 +273,13 @@ impl AuthSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// `sqlite://PATH?mode=rwc` (embedded, the default) or `postgres://USER@HOST:PORT/DB`.
+    /// `sqlite://PATH?mode=rwc` (embedded, the default) or `postgres://USER@HOST:PORT/DB`: the
+    /// primary, which every write goes to.
     pub url: String,
+    /// Hot standbys of the primary, nearest first. When set, the snapshot is loaded and followed
+    /// from the first one that answers (the next on failure), and auditors' reads go there too;
+    /// writes, exports and long audit scans stay on the primary. Empty: the primary serves all.
+    pub read_urls: Vec<String>,
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
     /// Apply pending migrations at start-up (otherwise run `safeguard migrate`).
@@ -290,6 +295,10 @@ pub struct SnapshotSettings {
     /// Older than this without a successful sync, every decision is DENY REGISTRY_STALE. Measured
     /// on the monotonic clock, so a step of the system clock neither hides nor fakes staleness.
     pub max_staleness_ms: u64,
+    /// How often the heartbeat (the primary's time and revision) is written to the primary.
+    /// Freshness is measured by the heartbeat replayed from the database this replica follows, so
+    /// `max_staleness_ms` must leave room for one interval.
+    pub heartbeat_ms: u64,
     /// The wall clock decisions are judged by: the system clock, which only tests step.
     #[serde(skip)]
     pub clock: crate::clock::WallClock,
@@ -339,6 +348,7 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: "sqlite://safeguard.db?mode=rwc".to_owned(),
+            read_urls: Vec::new(),
             max_connections: 10,
             connect_timeout_ms: 5_000,
             migrate_on_start: true,
@@ -348,7 +358,12 @@ impl Default for DatabaseSettings {
 
 impl Default for SnapshotSettings {
     fn default() -> Self {
-        Self { poll_interval_ms: 250, max_staleness_ms: 30_000, clock: crate::clock::WallClock::default() }
+        Self {
+            poll_interval_ms: 250,
+            max_staleness_ms: 30_000,
+            heartbeat_ms: 1_000,
+            clock: crate::clock::WallClock::default(),
+        }
     }
 }
 
@@ -377,12 +392,8 @@ impl Settings {
     /// database URL is replaced.
     pub fn redacted(&self) -> Self {
         let mut s = self.clone();
-        if let Some((scheme, rest)) = s.database.url.split_once("://")
-            && let Some((userinfo, host)) = rest.split_once('@')
-            && let Some((user, _password)) = userinfo.split_once(':')
-        {
-            s.database.url = format!("{scheme}://{user}:[redacted]@{host}");
-        }
+        s.database.url = redact_url(&s.database.url);
+        s.database.read_urls = s.database.read_urls.iter().map(|u| redact_url(u)).collect();
         s
     }
 
@@ -392,10 +403,23 @@ impl Settings {
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError("database.url must start with sqlite:, postgres:// or postgresql://".into()));
         }
+        // A hot standby is PostgreSQL's streaming replication: there is no SQLite one.
+        if let Some(bad) =
+            self.database.read_urls.iter().find(|u| !(u.starts_with("postgres://") || u.starts_with("postgresql://")))
+        {
+            return Err(ConfigError(format!(
+                "database.read_urls must be postgres:// or postgresql:// URLs of hot standbys, not {:?}",
+                redact_url(bad)
+            )));
+        }
+        if !self.database.read_urls.is_empty() && !url.starts_with("postgres") {
+            return Err(ConfigError("database.read_urls needs a PostgreSQL primary in database.url".into()));
+        }
         let positive = [
             ("database.max_connections", u64::from(self.database.max_connections)),
             ("snapshot.poll_interval_ms", self.snapshot.poll_interval_ms),
             ("snapshot.max_staleness_ms", self.snapshot.max_staleness_ms),
+            ("snapshot.heartbeat_ms", self.snapshot.heartbeat_ms),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
             ("server.stream_idle_timeout_ms", self.server.stream_idle_timeout_ms),
             ("server.concurrency_limit", self.server.concurrency_limit as u64),
@@ -448,11 +472,27 @@ impl Settings {
         if origin.is_empty() || origin.chars().any(|c| c == '+' || c.is_whitespace() || c.is_control()) {
             return Err(ConfigError("audit.origin must be non-empty, without '+' or spaces".into()));
         }
-        if self.snapshot.max_staleness_ms <= self.snapshot.poll_interval_ms {
-            return Err(ConfigError("snapshot.max_staleness_ms must exceed snapshot.poll_interval_ms".into()));
+        // A heartbeat is up to one interval old when written and read up to one poll later: with a
+        // smaller bound a healthy replica would flap between fresh and stale.
+        let snap = &self.snapshot;
+        if snap.max_staleness_ms <= snap.poll_interval_ms.saturating_add(snap.heartbeat_ms) {
+            return Err(ConfigError(
+                "snapshot.max_staleness_ms must exceed snapshot.poll_interval_ms + snapshot.heartbeat_ms".into(),
+            ));
         }
         Ok(())
     }
+}
+
+/// `url` with the password, if any, replaced.
+fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _password)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:[redacted]@{host}");
+    }
+    url.to_owned()
 }
 
 /// Milliseconds as a duration.

@@ -22,7 +22,7 @@ use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::registry_service_server::RegistryServiceServer;
 use crate::pb::v1::verification_service_server::VerificationServiceServer;
 use crate::recorder::{DecisionLog, RecorderOptions};
-use crate::snapshot::{Registry, spawn_follower};
+use crate::snapshot::{Registry, Sources, spawn_follower, spawn_heartbeat};
 use crate::store::{DbOptions, Store};
 
 fn recorder_options(settings: &Settings) -> RecorderOptions {
@@ -86,6 +86,32 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store.with_request_id_window(std::time::Duration::from_secs(settings.registry.request_id_window_s)))
 }
 
+/// Connects to the primary and to the hot standbys the snapshot follows. With standbys, every
+/// connection is lazy: a replica whose primary goes down keeps deciding from its standby, and writes
+/// answer UNAVAILABLE until the primary is back. Migrations need the primary at once.
+pub async fn connect_sources(settings: &Settings) -> anyhow::Result<(Store, Sources)> {
+    let db = &settings.database;
+    let options = |url: &str| DbOptions {
+        url: url.to_owned(),
+        max_connections: db.max_connections,
+        connect_timeout: ms(db.connect_timeout_ms),
+    };
+    let window = std::time::Duration::from_secs(settings.registry.request_id_window_s);
+    let store = if db.read_urls.is_empty() || db.migrate_on_start {
+        connect_store(settings).await?
+    } else {
+        Store::connect_lazy(&options(&db.url))
+            .await
+            .context("cannot set up the primary's pool")?
+            .with_request_id_window(window)
+    };
+    let mut readers = Vec::with_capacity(db.read_urls.len());
+    for url in &db.read_urls {
+        readers.push(Store::connect_lazy(&options(url)).await.context("cannot set up a standby's pool")?);
+    }
+    Ok((store.clone(), Sources::new(store, readers)))
+}
+
 /// How often expired request ids are pruned: a tenth of the window, at least every second and at
 /// most every hour, so the table stays within about 1.1 windows of writes.
 async fn prune_request_ids(store: Store) {
@@ -115,25 +141,33 @@ impl App {
         let auth = auth_layer(&settings)?;
         // Read certificates before anything else is started, so a missing file fails fast.
         let tls = tls_config(&settings)?;
-        let store = connect_store(&settings).await?;
+        let (store, sources) = connect_sources(&settings).await?;
         if settings.database.migrate_on_start {
             store.migrate().await.context("cannot apply migrations")?;
         }
+        // A heartbeat before the load, so that a single database vouches for the snapshot at once;
+        // with standbys this may fail (the primary is down) and the standby's own heartbeat counts.
+        if let Err(e) = store.write_heartbeat().await {
+            tracing::warn!(error = %e, "cannot write the heartbeat to the primary");
+        }
         // The snapshot is the verified log folded, never the state tables: a table edited under the
         // service cannot change a decision.
-        let (snapshot, broken) = crate::snapshot::load(&store).await.context("cannot load the registry")?;
-        tracing::info!(revision = snapshot.revision, sellers = snapshot.sellers.len(), policy = %policy.version, "registry loaded");
+        let loaded = crate::snapshot::load_from(&sources).await.context("cannot load the registry")?;
+        let snapshot = loaded.snapshot;
+        tracing::info!(revision = snapshot.revision, sellers = snapshot.sellers.len(), policy = %policy.version, standbys = settings.database.read_urls.len(), "registry loaded");
         let registry = Registry::with_clock(
             snapshot,
             policy,
             ms(settings.snapshot.max_staleness_ms),
             settings.snapshot.clock.clone(),
         );
-        if let Some((revision, problem)) = broken {
+        registry.start_synced(loaded.synced_at);
+        if let Some((revision, problem)) = loaded.broken {
             registry.halt(format!("registry log rejected at revision {revision}: {problem}"));
         }
         let tlog = crate::tlog::start(&settings, &store, &registry).await?;
-        let follower = spawn_follower(registry.clone(), store.clone(), ms(settings.snapshot.poll_interval_ms));
+        let follower = spawn_follower(registry.clone(), sources.clone(), ms(settings.snapshot.poll_interval_ms));
+        let heartbeat = spawn_heartbeat(store.clone(), ms(settings.snapshot.heartbeat_ms));
         let pruner = tokio::spawn(prune_request_ids(store.clone()));
         let listener = TcpListener::bind(settings.server.listen_addr)
             .await
@@ -141,6 +175,7 @@ impl App {
         let (decisions, recorder_tasks) = DecisionLog::start(store.clone(), &recorder_options(&settings));
         let shared = Shared {
             store,
+            sources,
             registry,
             max_min_revision_wait: ms(settings.server.max_min_revision_wait_ms),
             stream_idle_timeout: ms(settings.server.stream_idle_timeout_ms),
@@ -158,7 +193,7 @@ impl App {
             None
         };
         let console = console(&settings, &shared, tls.is_some()).await?;
-        let background = vec![follower, pruner];
+        let background = vec![follower, heartbeat, pruner];
         Ok(Self { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener, console })
     }
 

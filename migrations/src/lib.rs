@@ -10,6 +10,7 @@ mod m20261128_000002_create_audit;
 mod m20261202_000002_scope_request_ids;
 mod m20261202_000003_create_decision_quarantine;
 mod m20261202_000004_create_merkle;
+mod m20261202_000005_create_heartbeat;
 
 /// Runs safeguard's migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_scope_request_ids::Migration),
             Box::new(m20261202_000003_create_decision_quarantine::Migration),
             Box::new(m20261202_000004_create_merkle::Migration),
+            Box::new(m20261202_000005_create_heartbeat::Migration),
         ]
     }
 }

@@ -20,7 +20,10 @@ use crate::store::Store;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct Shared {
+    /// The primary: writes, exports and long scans.
     pub store: Store,
+    /// Where the snapshot follows the log from, and the primary for read-your-writes.
+    pub sources: crate::snapshot::Sources,
     pub registry: Arc<Registry>,
     /// Longest a request with `min_revision` waits for the snapshot.
     pub max_min_revision_wait: Duration,
@@ -30,6 +33,15 @@ pub struct Shared {
     pub decisions: Arc<crate::recorder::DecisionLog>,
     /// The checkpoint signer (`None` with checkpoints off).
     pub tlog: Option<Arc<crate::tlog::Tlog>>,
+}
+
+impl Shared {
+    /// Where auditors' history reads go: the standby the snapshot follows (the primary when there
+    /// is none), so that audit traffic stays off the primary. Exports, the chain check and other
+    /// long scans stay on the primary, which holds the whole log for certain.
+    pub fn audit_reads(&self) -> &Store {
+        self.sources.reader()
+    }
 }
 
 /// The deadline a client set with the `grpc-timeout` header, if any.

@@ -7,6 +7,7 @@
 //! nodes, not 180,000 entries, and a reader holding the previous version is never disturbed.
 
 mod follower;
+mod sources;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-pub use follower::{load, spawn_follower, sync_once};
+pub use follower::{Loaded, catch_up_from, load, load_from, spawn_follower, sync_once};
+pub use sources::{Sources, spawn_heartbeat};
 
 use crate::clock::WallClock;
 use crate::domain::chain::GENESIS_HASH;
@@ -101,9 +103,13 @@ pub struct Registry {
     current: ArcSwap<Snapshot>,
     /// The monotonic clock's origin for `synced_at`.
     epoch: Instant,
-    /// When the snapshot was last known to match the log, in nanoseconds since `epoch`. Monotonic:
-    /// stepping the system clock back cannot make an old sync look recent.
+    /// When the snapshot was last known to match the log, in nanoseconds since `epoch`: the time
+    /// of the newest heartbeat replayed, carried onto the monotonic clock when it was read.
+    /// Monotonic: stepping the system clock back cannot make an old sync look recent.
     synced_at: AtomicU64,
+    /// Held while a new version is built and published, by the follower and by read-your-writes
+    /// catch-ups alike, so neither publishes over a newer one. The hot path never takes it.
+    applying: Mutex<()>,
     /// Set when the log can no longer be trusted (a broken hash link, a log that does not extend
     /// what was applied): every decision is then DENY REGISTRY_STALE until an operator acts.
     halted: AtomicBool,
@@ -123,10 +129,17 @@ impl Registry {
     /// A registry whose decisions read `clock`.
     pub fn with_clock(snapshot: Snapshot, policy: Arc<Policy>, max_staleness: Duration, clock: WallClock) -> Arc<Self> {
         let (revision, _) = watch::channel(snapshot.revision);
+        let now = Instant::now();
+        // The origin lies well before creation, so that 0 ("never synced", see `start_synced`)
+        // reads as older than any bound.
+        let epoch = now.checked_sub(max_staleness.saturating_mul(2) + Duration::from_secs(1)).unwrap_or(now);
+        let created = u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
         Arc::new(Self {
             current: ArcSwap::from_pointee(snapshot),
-            epoch: Instant::now(),
-            synced_at: AtomicU64::new(0),
+            epoch,
+            // Fresh as of creation, until told otherwise.
+            synced_at: AtomicU64::new(created),
+            applying: Mutex::new(()),
             halted: AtomicBool::new(false),
             halt_reason: Mutex::new(None),
             revision,
@@ -206,7 +219,14 @@ impl Registry {
         });
     }
 
-    /// Records that the log had nothing newer than the snapshot when read at `at`.
+    /// Sets when the loaded snapshot was last known complete, before anything follows the log:
+    /// `None` when no heartbeat vouches for it (a standby that has not replayed one yet, a
+    /// snapshot behind the heartbeat), so that decisions wait for the follower's first sync.
+    pub fn start_synced(&self, at: Option<Instant>) {
+        self.synced_at.store(at.map_or(0, |at| self.since_epoch(at)), Ordering::Release);
+    }
+
+    /// Records that the snapshot held everything the log had at `at` (the heartbeat's time).
     fn mark_synced(&self, at: Instant) {
         self.synced_at.fetch_max(self.since_epoch(at), Ordering::AcqRel);
     }

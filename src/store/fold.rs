@@ -73,10 +73,18 @@ impl Store {
     /// Folds every event into `target`, oldest first, checking each link of the hash chain, and
     /// finally that the head row is the last event (a head past the end means events were deleted).
     pub async fn fold_log(&self, target: &mut impl FoldTarget) -> Result<FoldedLog> {
+        // The head is read first and the fold stops at it: the head moves in the same transaction
+        // as its event, so every event up to it is there, while events committed during the fold
+        // (a busy primary, a standby replaying) are left to the follower instead of looking like a
+        // head that lags its log.
+        let (head_revision, head_hash) = self.head().await?;
         let mut chain = ChainVerifier::new();
-        loop {
+        'pages: loop {
             let events = self.events_after(chain.last_revision(), PAGE).await?;
             for e in &events {
+                if e.revision > head_revision {
+                    break 'pages;
+                }
                 if let Err(broken) = apply_checked(&mut chain, target, e) {
                     return Ok(folded(&chain, Some(broken)));
                 }
@@ -85,7 +93,6 @@ impl Store {
                 break;
             }
         }
-        let (head_revision, head_hash) = self.head().await?;
         let last = chain.last_revision();
         let broken = if head_revision != last {
             Some((last + 1, format!("the head row is at revision {head_revision} but the log ends at revision {last}")))

@@ -5,6 +5,7 @@
 mod decisions;
 mod entities;
 mod fold;
+mod heartbeat;
 mod history;
 mod log;
 pub mod merkle;
@@ -25,6 +26,7 @@ pub use decisions::{DecisionFilter, refused_by_database};
 use entities::{event, head, seller};
 pub(crate) use fold::apply_checked;
 pub use fold::{FoldedLog, RegistryState};
+pub use heartbeat::Heartbeat;
 pub use history::EventFilter;
 pub use log::RequestKey;
 pub use writes::{ImportItem, ImportOutcome, ImportRowError, SellerImport};
@@ -95,8 +97,20 @@ pub struct Store {
 impl Store {
     /// Connects to the database (creating an SQLite file if the URL says `mode=rwc`).
     pub async fn connect(options: &DbOptions) -> Result<Self> {
+        Self::open(options, false).await
+    }
+
+    /// A pool that connects on first use: a database that is down now (a primary in another zone,
+    /// a standby being rebuilt) does not stop the service from starting, and every later query
+    /// retries the connection.
+    pub async fn connect_lazy(options: &DbOptions) -> Result<Self> {
+        Self::open(options, true).await
+    }
+
+    async fn open(options: &DbOptions, lazy: bool) -> Result<Self> {
         let mut opts = ConnectOptions::new(options.url.clone());
         opts.max_connections(options.max_connections)
+            .connect_lazy(lazy)
             .connect_timeout(options.connect_timeout)
             .acquire_timeout(options.connect_timeout)
             .sqlx_logging(false)

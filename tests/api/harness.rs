@@ -129,6 +129,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.database.url = db.url.clone();
     s.database.max_connections = 5;
     s.snapshot.poll_interval_ms = 50;
+    s.snapshot.heartbeat_ms = 100;
     s.server.max_min_revision_wait_ms = 3_000;
     s.auth.hs256_secret = Some(safeguard::config::Secret::new(TEST_SECRET));
     s.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));

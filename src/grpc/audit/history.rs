@@ -82,7 +82,7 @@ pub async fn list_events(
         end,
     };
     // One more than a page tells whether another page follows.
-    let mut events = shared.store.list_events(&filter, size + 1).await?;
+    let mut events = shared.audit_reads().list_events(&filter, size + 1).await?;
     let next_page_token = if events.len() as u64 > size {
         events.truncate(size as usize);
         events.last().map(|e| encode_token(e.revision, &filters)).unwrap_or_default()
@@ -101,7 +101,7 @@ pub async fn seller_history(
 ) -> Result<Response<pb::GetSellerHistoryResponse>> {
     authorize(&request, &[Role::Auditor])?;
     let id = SellerId::parse_field(&request.get_ref().seller_id, "seller_id")?;
-    let events = shared.store.seller_history(&id).await?;
+    let events = shared.audit_reads().seller_history(&id).await?;
     if events.is_empty() {
         return Err(Error::NotFound(format!("seller {id}")));
     }
@@ -157,11 +157,11 @@ pub async fn seller_as_of(
     // A time stands for the last revision written at or before it: the log's prefix a replica had
     // applied then, whatever the clocks of later writers said.
     let until = match time {
-        Some(t) => shared.store.revision_at(t).await?,
+        Some(t) => shared.audit_reads().revision_at(t).await?,
         None => req.revision,
     };
     let mut replay = SellerReplay::new(id.clone());
-    for e in shared.store.replay_events(&id, until, false).await? {
+    for e in shared.audit_reads().replay_events(&id, until, false).await? {
         if EventKind::parse(&e.kind).is_some_and(EventKind::is_sellers_own) {
             replay.apply(e.revision, &change_of(&e)?);
         }
