@@ -132,13 +132,44 @@ impl VerificationService for VerificationApi {
     }
 }
 
+/// The decision counters, registered once (after the metrics recorder is installed, which happens
+/// before the first request): a label lookup in the registry per decision and per reason cost more
+/// than the decision itself.
+struct DecisionCounters {
+    /// By `Decision::number() - 1`.
+    decisions: Vec<metrics::Counter>,
+    /// By `ReasonCode::number() - 1`.
+    reasons: Vec<metrics::Counter>,
+}
+
+fn counters() -> &'static DecisionCounters {
+    use crate::domain::{Decision, ReasonCode, Vocab};
+    static COUNTERS: std::sync::OnceLock<DecisionCounters> = std::sync::OnceLock::new();
+    COUNTERS.get_or_init(|| DecisionCounters {
+        decisions: Decision::ALL
+            .iter()
+            .map(|d| metrics::counter!("safeguard_decisions_total", "decision" => d.name()))
+            .collect(),
+        reasons: ReasonCode::ALL
+            .iter()
+            .map(|c| metrics::counter!("safeguard_decision_reasons_total", "reason" => c.name()))
+            .collect(),
+    })
+}
+
 /// Decisions by outcome, and reasons by code (each code once per decision).
 fn record_metrics(verdict: &crate::domain::verify::Verdict) {
     use crate::domain::{ReasonCode, Set, Vocab};
-    metrics::counter!("safeguard_decisions_total", "decision" => verdict.decision.name()).increment(1);
+    let c = counters();
+    let index = |n: i32| usize::try_from(n - 1).unwrap_or(usize::MAX);
+    if let Some(counter) = c.decisions.get(index(verdict.decision.number())) {
+        counter.increment(1);
+    }
     let codes: Set<ReasonCode> =
         verdict.reasons.iter().chain(verdict.denied.iter().flat_map(|(_, reasons)| reasons)).map(|r| r.code).collect();
     for code in codes.iter() {
-        metrics::counter!("safeguard_decision_reasons_total", "reason" => code.name()).increment(1);
+        if let Some(counter) = c.reasons.get(index(code.number())) {
+            counter.increment(1);
+        }
     }
 }
