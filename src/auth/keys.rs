@@ -277,7 +277,7 @@ impl Verifier {
                         return Err(TokenError::NoRoles);
                     }
                     return Ok(Verified {
-                        principal: Principal { subject: data.claims.sub, roles },
+                        principal: Principal { subject: data.claims.sub.into(), roles: roles.into() },
                         exp: data.claims.exp,
                     });
                 }

@@ -193,7 +193,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let auth = match &self.auth {
             None => {
-                req.extensions_mut().insert(Principal { subject: "anonymous".to_owned(), roles: vec![Role::Admin] });
+                req.extensions_mut().insert(Principal { subject: "anonymous".into(), roles: [Role::Admin].into() });
                 return Box::pin(self.inner.call(req));
             }
             Some(_) if OPEN_PREFIXES.iter().any(|p| req.uri().path().starts_with(p)) => {

@@ -55,9 +55,10 @@ impl fmt::Display for Role {
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The token's `sub`: recorded as the actor of every registry write.
-    pub subject: String,
-    pub roles: Vec<Role>,
+    /// The token's `sub`: recorded as the actor of every registry write. Shared, not owned: the
+    /// verified-token cache hands out a copy of the principal on every request.
+    pub subject: std::sync::Arc<str>,
+    pub roles: std::sync::Arc<[Role]>,
 }
 
 /// The caller of `request`, as the auth layer found it.

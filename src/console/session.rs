@@ -112,7 +112,7 @@ impl Session {
     /// [`MAX_SESSION_SECONDS`], whichever is first.
     pub fn for_principal(p: &Principal, token_exp: u64, now: u64) -> Self {
         Self {
-            sub: p.subject.clone(),
+            sub: p.subject.to_string(),
             roles: p.roles.iter().map(|r| r.name().to_owned()).collect(),
             exp: token_exp.min(now.saturating_add(MAX_SESSION_SECONDS)),
             csrf: random_token(),
@@ -121,7 +121,10 @@ impl Session {
 
     /// The session as a principal, for the same role checks the API makes.
     pub fn principal(&self) -> Principal {
-        Principal { subject: self.sub.clone(), roles: self.roles.iter().filter_map(|r| Role::parse(r)).collect() }
+        Principal {
+            subject: self.sub.as_str().into(),
+            roles: self.roles.iter().filter_map(|r| Role::parse(r)).collect::<Vec<_>>().into(),
+        }
     }
 
     /// Ok if the person holds any of `roles` (admins hold all).
@@ -187,7 +190,7 @@ mod tests {
 
     #[test]
     fn sessions_end_with_their_token_or_the_cap() {
-        let p = Principal { subject: "ana".into(), roles: vec![Role::Legal] };
+        let p = Principal { subject: "ana".into(), roles: [Role::Legal].into() };
         assert_eq!(Session::for_principal(&p, 1_000, 900).exp, 1_000);
         assert_eq!(Session::for_principal(&p, u64::MAX, 900).exp, 900 + MAX_SESSION_SECONDS);
     }
