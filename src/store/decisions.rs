@@ -94,7 +94,6 @@ fn push_row(r: &DecisionRecord, out: &mut Vec<Value>) {
     out.push(Value::from(r.lost_records));
 }
 
-
 /// The record as JSON with the `decisions` table's column names, so it can be inspected and put
 /// back by hand.
 fn record_json(r: &DecisionRecord) -> String {
