@@ -34,7 +34,11 @@ pub fn is_client_stream(path: &str) -> bool {
 
 /// The deadline a client set with the `grpc-timeout` header, if any.
 fn header_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let raw = headers.get("grpc-timeout")?.to_str().ok()?;
+    parse_grpc_timeout(headers.get("grpc-timeout")?.to_str().ok()?)
+}
+
+/// A `grpc-timeout` header value (digits and a unit, `250m`), as a duration.
+pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
     let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
     let n: u64 = digits.parse().ok()?;
     Some(match unit {

@@ -46,16 +46,5 @@ impl Shared {
 
 /// The deadline a client set with the `grpc-timeout` header, if any.
 pub fn client_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
-    let raw = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+    crate::overload::parse_grpc_timeout(request.metadata().get("grpc-timeout")?.to_str().ok()?)
 }

@@ -11,23 +11,7 @@ use safeguard::pb::v1::DataCategory as C;
 use safeguard::pb::v1::Purpose as P;
 
 use crate::harness::*;
-
-/// Runs `async fn $name(Backend)` as `$name::sqlite` and `$name::postgres`.
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(crate::harness::Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(crate::harness::Backend::Postgres).await
-            }
-        }
-    };
-}
+use crate::on_both;
 
 /// 2026-01-15T00:00:00Z: generated data that does not depend on the day the test runs.
 const AS_OF: i64 = 1_768_435_200;

@@ -9,51 +9,13 @@ use safeguard::pb::v1 as pb;
 use safeguard::pb::v1::DataCategory as C;
 use safeguard::pb::v1::Purpose as P;
 use sea_orm::{ConnectionTrait, Statement};
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::both;
 use crate::harness::*;
-
-/// Runs `async fn $name(Backend)` as `$name::sqlite` and `$name::postgres`.
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(crate::harness::Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(crate::harness::Backend::Postgres).await
-            }
-        }
-    };
-}
+use crate::on_both;
 
 const VERIFICATION: &str = "safeguard.v1.VerificationService";
-
-async fn health(app: &TestApp, service: &str) -> ServingStatus {
-    let mut client = HealthClient::new(app.channel.clone());
-    client.check(HealthCheckRequest { service: service.to_owned() }).await.unwrap().into_inner().status()
-}
-
-/// Polls `check` for up to 10 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
 
 /// One number from raw SQL (for inspecting what the API does not show).
 async fn scalar(db: &TestDb, sql: &str) -> i64 {

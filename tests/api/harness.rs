@@ -255,6 +255,47 @@ macro_rules! both {
     };
 }
 
+/// Runs `async fn $name(Backend)` as `$name::sqlite` and `$name::postgres`: for tests that build
+/// their own settings or restart the server, which `both!` cannot.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// The health status the server reports for `service` ("" for the whole server).
+pub async fn health(app: &TestApp, service: &str) -> tonic_health::pb::health_check_response::ServingStatus {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    let req = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
+    client.check(req).await.unwrap().into_inner().status()
+}
+
+/// Polls `check` every 100 ms until it holds, for up to 30 s; panics naming `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 // ---- Builders for requests -------------------------------------------------------------------
 
 /// Now plus `days`, on the wire.

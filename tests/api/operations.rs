@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use safeguard::config::Settings;
 use safeguard::pb::v1 as pb;
@@ -12,9 +11,7 @@ use safeguard::pb::v1::Purpose as P;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::both;
 use crate::harness::*;
@@ -62,26 +59,6 @@ impl Proxy {
     fn restore(&self) {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
-}
-
-async fn health(app: &TestApp, service: &str) -> ServingStatus {
-    let mut client = HealthClient::new(app.channel.clone());
-    let r = client.check(HealthCheckRequest { service: service.to_owned() }).await.unwrap().into_inner();
-    r.status()
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..150 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 const VERIFICATION: &str = "safeguard.v1.VerificationService";

@@ -3,7 +3,6 @@
 //! says the recorder is behind meanwhile), and pruning keeps both tables within the retention.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use safeguard::auth::Role;
 use safeguard::config::Settings;
@@ -12,28 +11,10 @@ use safeguard::pb::v1::Purpose as P;
 use sea_orm::{ConnectionTrait, Statement};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::harness::*;
-
-/// Runs `async fn $name(Backend)` as `$name::sqlite` and `$name::postgres`.
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(crate::harness::Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(crate::harness::Backend::Postgres).await
-            }
-        }
-    };
-}
+use crate::on_both;
 
 const RECORDER: &str = "safeguard.v1.DecisionRecorder";
 const VERIFICATION: &str = "safeguard.v1.VerificationService";
@@ -52,26 +33,6 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
     let n: i64 = row.try_get_by_index(0).unwrap();
     conn.close().await.unwrap();
     n
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
-async fn health(app: &TestApp, service: &str) -> ServingStatus {
-    let mut client = HealthClient::new(app.channel.clone());
-    let r = client.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
-    r.status()
 }
 
 async fn sample(addr: SocketAddr, series: &str) -> f64 {

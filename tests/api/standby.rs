@@ -4,14 +4,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use safeguard::config::Settings;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::harness::*;
 
@@ -55,27 +51,6 @@ pub async fn sql(url: &str, statement: &str) -> Option<String> {
     let row = db.query_one_raw(stmt).await.unwrap();
     db.close().await.unwrap();
     row.and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten())
-}
-
-/// The health of `service` on `app`.
-pub async fn health(app: &TestApp, service: &str) -> ServingStatus {
-    let mut client = HealthClient::new(app.channel.clone());
-    client.check(HealthCheckRequest { service: service.to_owned() }).await.unwrap().into_inner().status()
-}
-
-/// Polls `check` every 100 ms for up to 30 s.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 /// Waits until the standby at `url` has replayed the schema's migrations.
