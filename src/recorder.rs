@@ -116,7 +116,7 @@ fn lost_marker(count: u64) -> DecisionRecord {
     DecisionRecord {
         decision_id: uuid::Uuid::now_v7().to_string(),
         time: Timestamp::now(),
-        caller: "safeguard".to_owned(),
+        caller: "safeguard".into(),
         seller_id: None,
         purpose: None,
         basis: None,
@@ -126,7 +126,7 @@ fn lost_marker(count: u64) -> DecisionRecord {
         allowed: Vec::new(),
         outcome: RecordedReasons::default(),
         revision: 0,
-        policy_version: String::new(),
+        policy_version: "".into(),
         lost_records: i64::try_from(count).unwrap_or(i64::MAX),
     }
 }

@@ -181,7 +181,7 @@ pub async fn decisions(
         .list_decisions(&filter, DECISIONS)
         .await?
         .into_iter()
-        .filter(|d| caller.as_ref().is_none_or(|c| d.caller == *c))
+        .filter(|d| caller.as_ref().is_none_or(|c| *d.caller == **c))
         .collect();
     let body = html! {
         h1 { (lang.t("decisions")) }

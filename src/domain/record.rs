@@ -11,7 +11,8 @@ use super::vocab::{DataCategory, Decision, Purpose, TransferBasis};
 pub struct DecisionRecord {
     pub decision_id: String,
     pub time: Timestamp,
-    pub caller: String,
+    /// Shared with the caller's principal: recording a decision copies no string.
+    pub caller: std::sync::Arc<str>,
     /// `None` only on a lost-records marker.
     pub seller_id: Option<SellerId>,
     pub purpose: Option<Purpose>,
@@ -22,7 +23,8 @@ pub struct DecisionRecord {
     pub allowed: Vec<DataCategory>,
     pub outcome: RecordedReasons,
     pub revision: i64,
-    pub policy_version: String,
+    /// Shared with the verification service, which holds it for the life of the process.
+    pub policy_version: std::sync::Arc<str>,
     pub lost_records: i64,
 }
 

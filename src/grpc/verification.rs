@@ -25,11 +25,14 @@ const FOLLOWED_FIRST: Duration = Duration::from_millis(200);
 /// The VerificationService implementation.
 pub struct VerificationApi {
     shared: Shared,
+    /// The policy's version, shared by every decision record (the policy is fixed for the process).
+    policy_version: std::sync::Arc<str>,
 }
 
 impl VerificationApi {
     pub fn new(shared: Shared) -> Self {
-        Self { shared }
+        let policy_version = shared.registry.policy().version.as_str().into();
+        Self { shared, policy_version }
     }
 
     /// Brings the snapshot to `min_revision` within the client's deadline and the configured
@@ -60,7 +63,7 @@ impl VerificationApi {
         registry.wait_for(min_revision, left()).await
     }
 
-    fn respond(&self, req: &VerifyRequest, caller: &str) -> pb::VerifySellerResponse {
+    fn respond(&self, req: &VerifyRequest, caller: &std::sync::Arc<str>) -> pb::VerifySellerResponse {
         let registry = &self.shared.registry;
         let decided = registry.verify(req);
         record_metrics(&decided.verdict);
@@ -76,7 +79,7 @@ impl VerificationApi {
         log.record(DecisionRecord {
             decision_id,
             time: decided.now,
-            caller: caller.to_owned(),
+            caller: caller.clone(),
             seller_id: Some(req.seller_id.clone()),
             purpose: Some(req.purpose),
             basis: req.basis,
@@ -86,7 +89,7 @@ impl VerificationApi {
             allowed: v.allowed,
             outcome: RecordedReasons { denied: v.denied, reasons: v.reasons },
             revision: decided.revision,
-            policy_version: version.clone(),
+            policy_version: self.policy_version.clone(),
             lost_records: 0,
         });
         response

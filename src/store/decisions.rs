@@ -80,7 +80,7 @@ fn push_row(r: &DecisionRecord, out: &mut Vec<Value>) {
     let name = |n: Option<&'static str>| Value::from(n.unwrap_or_default());
     out.push(Value::from(r.decision_id.as_str()));
     out.push(Value::from(r.time.as_micros()));
-    out.push(Value::from(r.caller.as_str()));
+    out.push(Value::from(&*r.caller));
     out.push(Value::from(r.seller_id.as_ref().map_or("", |s| s.as_str())));
     out.push(name(r.purpose.map(|p| p.name())));
     out.push(name(r.basis.map(|b| b.name())));
@@ -90,7 +90,7 @@ fn push_row(r: &DecisionRecord, out: &mut Vec<Value>) {
     out.push(Value::from(rows::names(&r.allowed)));
     out.push(Value::from(serde_json::to_string(&r.outcome).unwrap_or_default()));
     out.push(Value::from(r.revision));
-    out.push(Value::from(r.policy_version.as_str()));
+    out.push(Value::from(&*r.policy_version));
     out.push(Value::from(r.lost_records));
 }
 
@@ -158,7 +158,7 @@ fn from_row(m: decision::Model) -> Result<DecisionRecord> {
     Ok(DecisionRecord {
         decision_id: m.decision_id.clone(),
         time: Timestamp::from_micros(m.time),
-        caller: m.caller.clone(),
+        caller: m.caller.as_str().into(),
         seller_id: if m.seller_id.is_empty() {
             None
         } else {
@@ -173,7 +173,7 @@ fn from_row(m: decision::Model) -> Result<DecisionRecord> {
         outcome: serde_json::from_str::<RecordedReasons>(&m.reasons)
             .map_err(|e| Error::Internal(format!("stored decision {key:?}: {e}")))?,
         revision: m.revision,
-        policy_version: m.policy_version.clone(),
+        policy_version: m.policy_version.as_str().into(),
         lost_records: m.lost_records,
     })
 }

@@ -221,11 +221,11 @@ async fn decisions_are_recorded_as_the_mode_says() {
         use safeguard::domain::Decision::*;
         assert_eq!(decisions, vec![Allow, AllowPartial, Deny], "{backend:?}");
         let partial = &all[1];
-        assert_eq!(partial.caller, "test-admin");
+        assert_eq!(&*partial.caller, "test-admin");
         assert_eq!(partial.seller_id.as_ref().unwrap().as_str(), "acme");
         assert_eq!(partial.basis_evidence_ref, "consent-123");
         assert_eq!(partial.outcome.denied.len(), 1);
-        assert_eq!(partial.policy_version, "pipa-kr-2026.11");
+        assert_eq!(&*partial.policy_version, "pipa-kr-2026.11");
         app.stop().await;
 
         let Some(mut app) = app_recording(backend, RecordMode::DenyOnly, 1024).await else { continue };

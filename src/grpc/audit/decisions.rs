@@ -79,7 +79,7 @@ fn pb_record(r: &DecisionRecord) -> pb::DecisionRecord {
     pb::DecisionRecord {
         decision_id: r.decision_id.clone(),
         time: pb_time(r.time),
-        caller: r.caller.clone(),
+        caller: r.caller.to_string(),
         seller_id: r.seller_id.as_ref().map(ToString::to_string).unwrap_or_default(),
         purpose: r.purpose.map_or(0, Vocab::number),
         basis: r.basis.map_or(0, Vocab::number),
@@ -95,7 +95,7 @@ fn pb_record(r: &DecisionRecord) -> pb::DecisionRecord {
             .collect(),
         reasons: r.outcome.reasons.iter().map(pb_reason).collect(),
         revision: r.revision,
-        policy_version: r.policy_version.clone(),
+        policy_version: r.policy_version.to_string(),
         lost_records: r.lost_records,
     }
 }
