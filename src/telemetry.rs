@@ -1,8 +1,8 @@
 //! Telemetry: tracing subscribers (text or JSON), the Prometheus recorder, the metrics HTTP endpoint,
 //! and the tower layer that counts and times every RPC by method and status code.
 //!
-//! Metrics cost an atomic increment or two per call: VerifySeller's counters are looked up by static
-//! labels, and nothing is logged per call at info level.
+//! Metrics cost an atomic increment or two per call: every handle is registered once and kept (no
+//! label lookup per call), and nothing is logged per call at info level.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -90,95 +90,145 @@ pub struct MetricsService<S> {
     inner: S,
 }
 
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
 impl<S, B, RB> Service<Request<B>> for MetricsService<S>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    RB: Send + 'static,
+    S: Service<Request<B>, Response = Response<RB>>,
 {
     type Response = Response<RB>;
     type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+    type Future = Counted<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let outcome = Outcome { method: rpc_name(req.uri().path()), started: Instant::now(), code: None };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            // Moves the whole guard in (a closure would capture only the field it assigns).
-            let mut outcome = outcome;
-            let result = fut.await;
-            // A unary RPC that fails answers trailers-only, with grpc-status in the headers; an
-            // answer without it succeeded (streams that fail midway are counted as OK here).
-            outcome.code = Some(match &result {
-                Ok(resp) => resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or("OK", |c| code_name(tonic::Code::from(c))),
-                Err(_) => "UNAVAILABLE",
-            });
-            result
-        })
+        let outcome = Outcome { method: rpc_index(req.uri().path()), started: Instant::now(), code: None };
+        Counted { inner: self.inner.call(req), outcome }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's future, counted when it answers or is dropped (no allocation per call).
+    pub struct Counted<F> {
+        #[pin]
+        inner: F,
+        outcome: Outcome,
+    }
+}
+
+impl<F, RB, E> Future for Counted<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        // A unary RPC that fails answers trailers-only, with grpc-status in the headers; an answer
+        // without it succeeded (streams that fail midway are counted as OK here).
+        this.outcome.code = Some(match &result {
+            Ok(resp) => resp
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map_or(tonic::Code::Ok, tonic::Code::from),
+            Err(_) => tonic::Code::Unavailable,
+        });
+        Poll::Ready(result)
     }
 }
 
 /// Counts one RPC when it is dropped: with its code once it answered, as CANCELLED if it never did
 /// (the client went away, or the client's own deadline ran out first), so no request goes uncounted.
 struct Outcome {
-    method: &'static str,
+    method: usize,
     started: Instant,
-    code: Option<&'static str>,
+    code: Option<tonic::Code>,
 }
 
 impl Drop for Outcome {
     fn drop(&mut self) {
-        let code = self.code.unwrap_or("CANCELLED");
-        metrics::counter!("safeguard_rpc_requests_total", "method" => self.method, "code" => code).increment(1);
-        metrics::histogram!("safeguard_rpc_duration_seconds", "method" => self.method)
-            .record(self.started.elapsed().as_secs_f64());
+        let handles = rpc_handles(self.method);
+        handles.count(self.code.unwrap_or(tonic::Code::Cancelled)).increment(1);
+        handles.duration.record(self.started.elapsed().as_secs_f64());
     }
 }
 
-/// The RPC's method name (`VerifySeller`), from a static table so labels never allocate and a
-/// client cannot mint new label values.
-fn rpc_name(path: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "VerifySeller",
-        "BatchVerifySellers",
-        "CreateSeller",
-        "UpdateSeller",
-        "GetSeller",
-        "ListSellers",
-        "SubmitAttestation",
-        "RevokeAttestation",
-        "ImportSellers",
-        "ListRegistryEvents",
-        "GetSellerHistory",
-        "GetSellerAsOf",
-        "VerifyAuditChain",
-        "ExplainDecision",
-        "ListDecisions",
-        "GetDecision",
-        "GetComplianceReport",
-        "ExportRecipientRegister",
-        "CreateSuspensionOrder",
-        "LiftSuspensionOrder",
-        "ListSuspensionOrders",
-        "RecordSupervision",
-        "Check",
-        "Watch",
-        "ServerReflectionInfo",
-    ];
+/// The RPCs counted by name; any other path is counted as `other`, so a client cannot mint label values.
+const KNOWN: &[&str] = &[
+    "VerifySeller",
+    "BatchVerifySellers",
+    "CreateSeller",
+    "UpdateSeller",
+    "GetSeller",
+    "ListSellers",
+    "SubmitAttestation",
+    "RevokeAttestation",
+    "ImportSellers",
+    "ListRegistryEvents",
+    "GetSellerHistory",
+    "GetSellerAsOf",
+    "VerifyAuditChain",
+    "ExplainDecision",
+    "ListDecisions",
+    "GetDecision",
+    "GetComplianceReport",
+    "ExportRecipientRegister",
+    "GetCheckpoint",
+    "GetInclusionProof",
+    "GetConsistencyProof",
+    "CreateSuspensionOrder",
+    "LiftSuspensionOrder",
+    "ListSuspensionOrders",
+    "RecordSupervision",
+    "Check",
+    "Watch",
+    "ServerReflectionInfo",
+    "other",
+];
+
+/// The RPC's index in [`KNOWN`] (`other` when unknown).
+fn rpc_index(path: &str) -> usize {
     let name = path.rsplit('/').next().unwrap_or_default();
-    KNOWN.iter().find(|k| **k == name).copied().unwrap_or("other")
+    KNOWN.iter().position(|k| *k == name).unwrap_or(KNOWN.len() - 1)
+}
+
+/// One RPC's metric handles, registered once: a call costs an atomic load and the increments, not a
+/// label lookup. A (method, code) counter is registered on its first use, so /metrics lists only the
+/// pairs that occurred.
+struct RpcHandles {
+    method: &'static str,
+    codes: [OnceLock<metrics::Counter>; 17],
+    duration: metrics::Histogram,
+}
+
+impl RpcHandles {
+    fn count(&self, code: tonic::Code) -> &metrics::Counter {
+        let i = (code as usize).min(self.codes.len() - 1);
+        self.codes[i].get_or_init(
+            || metrics::counter!("safeguard_rpc_requests_total", "method" => self.method, "code" => code_name(code)),
+        )
+    }
+}
+
+fn rpc_handles(method: usize) -> &'static RpcHandles {
+    static HANDLES: OnceLock<Vec<RpcHandles>> = OnceLock::new();
+    let all = HANDLES.get_or_init(|| {
+        // The handles bind to the recorder installed at registration: install it first.
+        metrics_handle();
+        KNOWN
+            .iter()
+            .map(|&method| RpcHandles {
+                method,
+                codes: std::array::from_fn(|_| OnceLock::new()),
+                duration: metrics::histogram!("safeguard_rpc_duration_seconds", "method" => method),
+            })
+            .collect()
+    });
+    &all[method.min(all.len() - 1)]
 }
 
 /// The canonical name of a gRPC status code.

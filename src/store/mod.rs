@@ -92,6 +92,9 @@ pub struct Store {
     /// Whether writes append to the Merkle tree (off with `audit.checkpoints = false`; the tree
     /// is then caught up by the next start or write with it on).
     merkle: Arc<std::sync::atomic::AtomicBool>,
+    /// The log size when a bulk import last refreshed PostgreSQL's planner statistics (see
+    /// `Store::import_batch`).
+    analyzed_at: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -128,6 +131,7 @@ impl Store {
             request_id_window: DEFAULT_REQUEST_ID_WINDOW,
             committed: Arc::new(Notify::new()),
             merkle: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            analyzed_at: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::EntityTrait;
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
 use serde::{Deserialize, Serialize};
 
 use super::entities::{attestation, seller};
@@ -335,7 +335,29 @@ impl Store {
             attestation::Entity::insert_many(new_atts.by_ref().take(250)).exec_without_returning(w.tx()).await?;
         }
         out.revision = w.commit::<()>(None).await?;
+        self.refresh_statistics(out.revision).await;
         Ok(out)
+    }
+
+    /// Keeps PostgreSQL's planner statistics current while a bulk import grows the log. Without
+    /// them (a new database, or autovacuum off) the planner prices each batch's
+    /// `seller_id IN (…)` read of the log as a whole-table scan, and an import slows quadratically:
+    /// 180,000 sellers took 106 s instead of 20. Refreshed whenever the log has doubled since the
+    /// last refresh, so a whole import costs a handful of `ANALYZE`s. A failure only costs speed,
+    /// so it is logged, not returned: the batch is already committed.
+    async fn refresh_statistics(&self, revision: i64) {
+        use std::sync::atomic::Ordering;
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let last = self.analyzed_at.load(Ordering::Relaxed);
+        if revision < last.saturating_mul(2).max(1) || self.analyzed_at.swap(revision, Ordering::Relaxed) != last {
+            return;
+        }
+        let sql = "ANALYZE registry_events, merkle_nodes, sellers, attestations";
+        if let Err(e) = self.db.execute_unprepared(sql).await {
+            tracing::warn!(error = %e, "could not refresh the planner statistics after an import batch");
+        }
     }
 }
 
