@@ -22,7 +22,6 @@ pub mod console;
 pub mod domain;
 pub mod error;
 pub mod grpc;
-pub mod health;
 pub mod overload;
 pub mod pb;
 pub mod recorder;
