@@ -315,6 +315,7 @@ async fn console(settings: &Settings, shared: &Shared, tls: bool) -> anyhow::Res
         key: crate::console::session::SessionKey::random(),
         secure_cookies: tls,
         register: crate::console::recipients::Cache::default(),
+        tlog: shared.tlog.clone(),
     };
     let addr = settings.console.listen_addr;
     let console = crate::console::Console::bind(addr, state)

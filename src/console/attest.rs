@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use tracing::Instrument;
 
 use super::ConsoleState;
-use super::forms::{checkboxes, current, hidden, page, parse_id, posted, request_id, text_input};
+use super::forms::{checkboxes, current, hidden, legal_post, merged, page, parse_id, posted, request_id, text_input};
 use super::page::{Fields, PageResult, day, field_errors, parse_day};
 use super::session::Session;
 use super::text::Lang;
@@ -108,18 +108,10 @@ fn attestation_fields(id: &SellerId, f: &Fields) -> Result<crate::domain::regist
         }
         x
     };
-    match a.validate("") {
-        Ok(fields) if v.is_empty() => Ok(fields),
-        Ok(_) => Err(v.into_vec()),
-        Err(more) => {
-            let mut all = v.into_vec();
-            // A date that did not parse is reported once, as the form's own violation.
-            all.extend(more.into_iter().map(rename).filter(|x| {
-                !["signed", "effective", "expires"].contains(&x.field.as_str()) || f.str(&x.field).len() == 10
-            }));
-            Err(all)
-        }
-    }
+    // A date that did not parse is reported once, as the form's own violation.
+    merged(v, a.validate("").map_err(|more| more.into_iter().map(rename).collect()), |x| {
+        !["signed", "effective", "expires"].contains(&x.field.as_str()) || f.str(&x.field).len() == 10
+    })
 }
 
 /// `POST /sellers/{id}/attest`.
@@ -130,10 +122,7 @@ pub async fn submit_attestation(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let id = parse_id(&id)?;
-    let request_id = request_id(&f)?;
+    let (f, id, request_id) = legal_post(&session, &id, &body)?;
     let fields = match attestation_fields(&id, &f) {
         Ok(fields) => fields,
         Err(v) => {

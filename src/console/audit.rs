@@ -1,7 +1,7 @@
 //! Auditors' screens: the change feed with filters (from the event log, with each write's actor),
 //! a seller as it stood at a date or revision (the log replayed, as GetSellerAsOf does), decision
-//! search (seller, caller, outcome, time) over the decision records, verification of the
-//! whole hash chain, and the recipient register as CSV or JSON.
+//! search (seller, caller, outcome, time) over the decision records, and the recipient register as
+//! CSV or JSON. The chain and its checkpoints are [`super::chain`]'s.
 
 use std::sync::Arc;
 
@@ -78,25 +78,7 @@ pub async fn feed(
     Ok(html_page(shell(lang, Some(&session), lang.t("audit"), body)))
 }
 
-/// `GET /audit/chain`: recomputes every hash link of the log.
-pub async fn chain(State(state): State<Arc<ConsoleState>>, session: Session, lang: Lang) -> PageResult {
-    session.require(&[Role::Auditor])?;
-    let report = state.store.verify_chain(1000).await?;
-    let body = html! {
-        h1 { (lang.t("chain")) }
-        @if report.ok { p.flash #chain-ok { (lang.t("chain_ok")) } } @else {
-            p.flash.bad #chain-broken { (lang.t("chain_broken")) ": " (report.first_broken_revision) " — " (report.problem) }
-        }
-        table { tbody {
-            tr { th { (lang.t("revision")) } td { (report.head_revision) } }
-            tr { th { "head" } td.mono { (report.head_hash) } }
-            tr { th { "events" } td { (report.events_checked) } }
-        } }
-    };
-    Ok(html_page(shell(lang, Some(&session), lang.t("chain"), body)))
-}
-
-fn download(kind: &'static str, name: &'static str, body: String) -> axum::response::Response {
+pub(super) fn download(kind: &'static str, name: &'static str, body: String) -> axum::response::Response {
     ([(header::CONTENT_TYPE, kind), (header::CONTENT_DISPOSITION, name)], body).into_response()
 }
 
@@ -206,7 +188,7 @@ pub async fn decisions(
                     td { @if let Some(x) = d.decision { span class={ "badge " (x.name()) } { (x.name()) } } }
                     td { @for (c, why) in &d.outcome.denied { code { (c.name()) } ": " @for r in why { (r.code.name()) " " } br; }
                         @for r in &d.outcome.reasons { (r.code.name()) " " } }
-                    td.num { (d.revision) } td.mono { (d.decision_id) } }
+                    td.num { (d.revision) } td.mono { a.explain href={ "/audit/decisions/" (d.decision_id) } { (d.decision_id) } } }
             } }
         }
     };

@@ -44,6 +44,38 @@ pub(super) fn posted(session: &Session, body: &Bytes) -> Result<Fields, Error> {
     Ok(f)
 }
 
+/// A legal write to seller `id`: the role, the form (its CSRF token checked), the seller id and
+/// the form's request id, in that order, so nothing is parsed for a caller who may not write.
+pub(super) fn legal_post(
+    session: &Session,
+    id: &str,
+    body: &Bytes,
+) -> Result<(Fields, SellerId, Option<String>), Error> {
+    session.require(&[Role::Legal])?;
+    let f = posted(session, body)?;
+    let id = parse_id(id)?;
+    let request_id = request_id(&f)?;
+    Ok((f, id, request_id))
+}
+
+/// The validator's verdict on a form, merged with the faults the form itself found reading its
+/// fields (dates); `keep` drops what would only repeat one of those.
+pub(super) fn merged<T>(
+    read: crate::domain::Violations,
+    validated: Result<T, Vec<Violation>>,
+    keep: impl Fn(&Violation) -> bool,
+) -> Result<T, Vec<Violation>> {
+    match validated {
+        Ok(value) if read.is_empty() => Ok(value),
+        Ok(_) => Err(read.into_vec()),
+        Err(more) => {
+            let mut all = read.into_vec();
+            all.extend(more.into_iter().filter(keep));
+            Err(all)
+        }
+    }
+}
+
 pub(super) fn request_id(f: &Fields) -> Result<Option<String>, Error> {
     input::request_id(f.str("request_id")).map_err(|v| Error::Invalid(vec![v]))
 }
@@ -56,7 +88,7 @@ pub(super) fn text_input(lang: Lang, v: &[Violation], name: &'static str, value:
     }
 }
 
-fn select<T: Vocab>(lang: Lang, v: &[Violation], name: &'static str, selected: &str) -> Markup {
+pub(super) fn select<T: Vocab>(lang: Lang, v: &[Violation], name: &'static str, selected: &str) -> Markup {
     html! {
         label for=(name) { (lang.t(name)) }
         select id=(name) name=(name) {
@@ -190,10 +222,7 @@ pub async fn update_seller(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let id = parse_id(&id)?;
-    let request_id = request_id(&f)?;
+    let (f, id, request_id) = legal_post(&session, &id, &body)?;
     let action = format!("/sellers/{id}/edit");
     let mut typed = f.clone();
     let (stored, _) = current(&state, &id).await?;

@@ -6,13 +6,17 @@
 //! # Layout
 //! - [`session`]: the signed session cookie and CSRF tokens; [`text`]: English and Korean labels.
 //! - [`page`]: the page shell, security headers, form parsing and error pages.
-//! - [`dashboard`], [`sellers`], [`forms`], [`attest`], [`orders`], [`audit`]: the signed-in screens.
+//! - [`dashboard`], [`sellers`], [`forms`], [`attest`], [`orders`], [`audit`], [`chain`], [`explain`],
+//!   [`supervision`]: the signed-in
+//!   screens.
 //! - [`recipients`]: the public PIPA 28-8(2) register at `/recipients`.
 //! - [`signin`]: signing in with a pasted token, and out.
 
 pub mod attest;
 pub mod audit;
+pub mod chain;
 pub mod dashboard;
+pub mod explain;
 pub mod forms;
 pub mod orders;
 pub mod page;
@@ -20,6 +24,7 @@ pub mod recipients;
 pub mod sellers;
 pub mod session;
 pub mod signin;
+pub mod supervision;
 pub mod text;
 
 use std::future::Future;
@@ -46,6 +51,8 @@ pub struct ConsoleState {
     pub secure_cookies: bool,
     /// The public register, computed once per registry revision.
     pub register: recipients::Cache,
+    /// The checkpoint signer (`None` with checkpoints off).
+    pub tlog: Option<Arc<crate::tlog::Tlog>>,
 }
 
 /// A bound, not yet serving console.
@@ -86,12 +93,15 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sellers/{id}/asof", get(audit::seller_as_of))
         .route("/sellers/{id}/edit", get(forms::edit_seller).post(forms::update_seller))
         .route("/sellers/{id}/attest", get(attest::new_attestation).post(attest::submit_attestation))
+        .route("/sellers/{id}/supervision", post(supervision::record))
         .route("/attestations/{id}/revoke", post(attest::revoke))
         .route("/orders", get(orders::orders).post(orders::create_order))
         .route("/orders/{id}/lift", post(orders::lift_order))
         .route("/audit", get(audit::feed))
-        .route("/audit/chain", get(audit::chain))
+        .route("/audit/chain", get(chain::show).post(chain::check))
+        .route("/audit/checkpoint.txt", get(chain::download_checkpoint))
         .route("/audit/decisions", get(audit::decisions))
+        .route("/audit/decisions/{id}", get(explain::show))
         .route("/audit/register.csv", get(audit::register_csv))
         .route("/audit/register.json", get(audit::register_json))
         .route("/recipients", get(recipients::show))
