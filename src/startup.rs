@@ -316,6 +316,7 @@ async fn console(settings: &Settings, shared: &Shared, tls: bool) -> anyhow::Res
         secure_cookies: tls,
         register: crate::console::recipients::Cache::default(),
         tlog: shared.tlog.clone(),
+        imports: crate::console::import::Jobs::default(),
     };
     let addr = settings.console.listen_addr;
     let console = crate::console::Console::bind(addr, state)

@@ -271,33 +271,59 @@ impl<T> Reader<T> {
 /// Imports `path` into `store`, batch by batch.
 pub async fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> anyhow::Result<ImportReport> {
     let (format, file, size) = open(path, options)?;
-    let started = Instant::now();
     let bar = progress_bar(options.progress, size);
+    let shown = path.display().to_string();
+    let input = BufReader::with_capacity(1 << 16, file);
+    let report = import_reader(Some(store), format, input, &shown, options, |report, bytes| {
+        bar.set_position(bytes);
+        bar.set_message(format!("{} rows, {} errors", report.rows, report.errors.len()));
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(report)
+}
 
+/// Imports `input` (named `name` in errors) into `store`, batch by batch, calling `progress` with
+/// the report so far and the bytes consumed after each batch. Without a store it is a dry run:
+/// every row is read and validated exactly as an import would, and nothing is written; the report
+/// then counts no created or updated rows and carries the log's head as `revision` only when a
+/// store is given (0 otherwise).
+pub async fn import_reader<R: Read + Send + 'static>(
+    store: Option<&Store>,
+    format: Format,
+    input: R,
+    name: &str,
+    options: &ImportOptions,
+    mut progress: impl FnMut(&ImportReport, u64),
+) -> anyhow::Result<ImportReport> {
+    anyhow::ensure!(options.batch_size > 0, "the batch size must be positive");
+    let started = Instant::now();
     // Two chunks in flight: one being written, one read ahead.
     let (tx, mut rx) = mpsc::channel::<Chunk<ImportItem>>(2);
     let reader = Reader::new(tx, options.batch_size, Parsers { csv: |row| item(row), json: json_item });
-    let reading = spawn_reader(reader, format, file, path);
+    let shown = name.to_owned();
+    let reading = tokio::task::spawn_blocking(move || {
+        reader.read(format, input).with_context(|| format!("cannot import {shown}"))
+    });
 
     let mut report = ImportReport::default();
     let mut revision = None;
     while let Some(chunk) = rx.recv().await {
         report.rows += chunk.rows;
         report.errors.extend(chunk.errors);
-        if let Some(&(first, _)) = chunk.items.first() {
+        if let (Some(store), Some(&(first, _))) = (store, chunk.items.first()) {
             let outcome = store.import_batch(&options.actor, chunk.items).await.context("the import stopped")?;
             merge(&mut report, &outcome, first, &chunk.lines);
             revision = Some(outcome.revision);
         }
-        bar.set_position(chunk.bytes);
-        bar.set_message(format!("{} rows, {} errors", report.rows, report.errors.len()));
+        progress(&report, chunk.bytes);
     }
     reading.await.context("the reading thread failed")??;
-    bar.finish_and_clear();
 
-    report.revision = match revision {
-        Some(r) => r,
-        None => store.head().await?.0,
+    report.revision = match (revision, store) {
+        (Some(r), _) => r,
+        (None, Some(store)) => store.head().await?.0,
+        (None, None) => 0,
     };
     // Stable: a row's faults stay in the order they were found.
     report.errors.sort_by_key(|e| e.line);

@@ -62,7 +62,7 @@ pub use audit::{
 pub use export::{ExportSummary, export_store};
 pub use format::{Format, Record, format_time, parse_time};
 pub use generate::{GenerateOptions, GenerateSummary, generate};
-pub use import::{BATCH, ImportOptions, ImportReport, RowError, import_file};
+pub use import::{BATCH, ImportOptions, ImportReport, RowError, import_file, import_reader};
 pub use register::{REGISTER_COLUMNS, RegisterArgs, RegisterFormat, RegisterSummary, register, run_register};
 pub use write::RecordWriter;
 

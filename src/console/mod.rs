@@ -7,7 +7,7 @@
 //! - [`session`]: the signed session cookie and CSRF tokens; [`text`]: English and Korean labels.
 //! - [`page`]: the page shell, security headers, form parsing and error pages.
 //! - [`dashboard`], [`sellers`], [`forms`], [`attest`], [`orders`], [`audit`], [`chain`], [`explain`],
-//!   [`supervision`]: the signed-in
+//!   [`supervision`], [`import`]: the signed-in
 //!   screens.
 //! - [`recipients`]: the public PIPA 28-8(2) register at `/recipients`.
 //! - [`signin`]: signing in with a pasted token, and out.
@@ -18,6 +18,7 @@ pub mod chain;
 pub mod dashboard;
 pub mod explain;
 pub mod forms;
+pub mod import;
 pub mod orders;
 pub mod page;
 pub mod recipients;
@@ -53,6 +54,8 @@ pub struct ConsoleState {
     pub register: recipients::Cache,
     /// The checkpoint signer (`None` with checkpoints off).
     pub tlog: Option<Arc<crate::tlog::Tlog>>,
+    /// Previewed CSV uploads and their imports.
+    pub imports: import::Jobs,
 }
 
 /// A bound, not yet serving console.
@@ -95,6 +98,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sellers/{id}/attest", get(attest::new_attestation).post(attest::submit_attestation))
         .route("/sellers/{id}/supervision", post(supervision::record))
         .route("/attestations/{id}/revoke", post(attest::revoke))
+        .route("/import", get(import::form).post(import::preview))
+        .route("/import/{id}", get(import::show))
+        .route("/import/{id}/run", post(import::run))
+        .route("/import/{id}/progress", get(import::progress))
         .route("/orders", get(orders::orders).post(orders::create_order))
         .route("/orders/{id}/lift", post(orders::lift_order))
         .route("/audit", get(audit::feed))

@@ -172,3 +172,95 @@ both!(supervision_evidence_is_recorded_from_the_seller_page_with_errors_beside_f
     assert!(table.contains("legal-ana"), "the recorder is shown");
     app
 });
+
+/// The registry's head revision, from the change feed (a small test registry fits one page).
+async fn head(app: &TestApp) -> i64 {
+    let mut audit = app.audit_as(Some(&token("auditor-bo", &[Role::Auditor])));
+    let req = pb::ListRegistryEventsRequest { page_size: 1000, ..Default::default() };
+    audit.list_registry_events(req).await.unwrap().into_inner().events.last().map_or(0, |e| e.revision)
+}
+
+/// A CSV in the import format: two good sellers, a bad seller on line 3 (country, e-mail), an
+/// attestation of the first seller on line 5 with a bad digest, and a good attestation.
+pub(super) fn import_csv() -> String {
+    let header = "type,seller_id,legal_name,country,status,role,contact_email,privacy_contact,contract_ref,\
+                  document_sha256,clauses,purposes,categories,signed_time,effective_time,expire_time,signatory,retention_days";
+    let clauses = "PURPOSE_LIMITATION;DATA_MINIMIZATION;SECURITY_SAFEGUARDS;RETENTION_AND_DELETION;\
+                   ONWARD_TRANSFER_RESTRICTION;SUPERVISION_AND_AUDIT;BREACH_NOTIFICATION;\
+                   GRIEVANCE_AND_DISPUTE_RESOLUTION;DATA_SUBJECT_RIGHTS;LIABILITY_AND_COMPENSATION;\
+                   SUSPENSION_AND_TERMINATION;PIPA_COMPLIANCE_UNDERTAKING";
+    let att = |digest: &str| {
+        format!(
+            "attestation,imp-1,,,,,,,DPA-IMP-1,{digest},{clauses},ORDER_FULFILLMENT,RECIPIENT_NAME;SHIPPING_ADDRESS,\
+             2025-01-01T00:00:00Z,2025-01-02T00:00:00Z,2099-01-01T00:00:00Z,Jane Kim,90"
+        )
+    };
+    [
+        header.to_owned(),
+        "seller,imp-1,Imported One Ltd,CN,,RECIPIENT,legal@one.example,dpo@one.example,,,,,,,,,,".to_owned(),
+        "seller,imp-bad,Imported Bad Ltd,Korea,,RECIPIENT,not-an-email,dpo@bad.example,,,,,,,,,,".to_owned(),
+        "seller,imp-2,Imported Two Ltd,JP,,ENTRUSTEE,legal@two.example,dpo@two.example,,,,,,,,,,".to_owned(),
+        att("not-a-digest"),
+        att(&"cd".repeat(32)),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+both!(a_csv_import_previews_row_errors_writing_nothing_then_imports_in_the_background, |app: TestApp| async move {
+    let addr = app.console_addr.unwrap();
+    let before = head(&app).await;
+    let (session, csrf) = http_sign_in(addr, &token("legal-ana", &[Role::Legal])).await;
+    let post = [("Cookie", session.as_str()), ("Content-Type", FORM)];
+    let csv = import_csv();
+    let (status, _, preview) = http(addr, "POST", "/import", &post, &encode(&[("csrf", &csrf), ("csv", &csv)])).await;
+    assert_eq!(status, 200, "{preview}");
+    for (line, field) in [(3, "country"), (3, "contact_email"), (5, "document_sha256")] {
+        let row = format!("data-line=\"{line}\" data-field=\"{field}\"");
+        assert!(preview.contains(&row), "line {line} shows its {field} error: {preview}");
+    }
+    assert_eq!(element_text(&preview, "preview-rows").unwrap(), "5");
+    assert_eq!(element_text(&preview, "preview-bad").unwrap(), "2");
+    assert_eq!(head(&app).await, before, "the dry run writes nothing");
+    let missing = app.registry.clone().get_seller(pb::GetSellerRequest { seller_id: "imp-1".into() }).await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+
+    let run = preview.split("action=\"/import/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    // Without its CSRF token the confirmation is refused, and nothing starts.
+    let (status, _, _) = http(addr, "POST", &format!("/import/{run}"), &post, "").await;
+    assert_eq!(status, 403);
+    let (status, headers, _) = http(addr, "POST", &format!("/import/{run}"), &post, &encode(&[("csrf", &csrf)])).await;
+    assert_eq!(status, 303, "{headers:?}");
+    let job = run.trim_end_matches("/run");
+    let (_, _, page) = http(addr, "GET", &format!("/import/{job}"), &[("Cookie", &session)], "").await;
+    assert!(page.contains(&format!("hx-get=\"/import/{job}/progress\"")) || page.contains("id=\"import-done\""));
+    let mut fragment = String::new();
+    for _ in 0..300 {
+        (_, _, fragment) = http(addr, "GET", &format!("/import/{job}/progress"), &[("Cookie", &session)], "").await;
+        if fragment.contains("import-done") || fragment.contains("import-failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fragment.contains("id=\"import-done\""), "{fragment}");
+    assert!(!fragment.contains("hx-get"), "a finished import stops polling");
+    assert_eq!(element_text(&fragment, "rows-done").unwrap(), "5");
+    assert_eq!(element_text(&fragment, "errors-count").unwrap(), "3");
+    let revision: i64 = element_text(&fragment, "import-revision").unwrap().parse().unwrap();
+    assert_eq!(revision, head(&app).await, "the view ends with the revision the import produced");
+    assert_eq!(revision, before + 3, "two sellers and one attestation were written");
+    let got = app.registry.clone().get_seller(pb::GetSellerRequest { seller_id: "imp-1".into() }).await.unwrap();
+    let got = got.into_inner();
+    assert_eq!(got.attestations.len(), 1);
+    assert_eq!(got.attestations[0].submitted_by, "legal-ana", "the importer records who confirmed it");
+
+    // Another person cannot see or start someone's upload; an auditor cannot import at all.
+    let (other, _) = http_sign_in(addr, &token("legal-bo", &[Role::Legal])).await;
+    let (status, _, _) = http(addr, "GET", &format!("/import/{job}"), &[("Cookie", &other)], "").await;
+    assert_eq!(status, 404);
+    let (auditor, auditor_csrf) = http_sign_in(addr, &token("auditor-bo", &[Role::Auditor])).await;
+    let form = encode(&[("csrf", &auditor_csrf), ("csv", &csv)]);
+    let (status, _, _) = http(addr, "POST", "/import", &[("Cookie", &auditor), ("Content-Type", FORM)], &form).await;
+    assert_eq!(status, 403);
+    app
+});
