@@ -85,12 +85,12 @@ pub(super) fn download(kind: &'static str, name: &'static str, body: String) -> 
 /// `GET /audit/register.csv`: one row per recipient and purpose.
 pub async fn register_csv(State(state): State<Arc<ConsoleState>>, session: Session) -> PageResult {
     session.require(&[Role::Auditor])?;
-    let (_, list) = state.register.get(&state.registry).await?;
+    let register = state.register.get(&state.registry).await?;
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = ["seller_id", "legal_name", "privacy_contact", "country", "purpose", "categories", "retention_days"];
     let fail = |e: csv::Error| Error::Internal(format!("cannot write the register: {e}"));
     w.write_record(header).map_err(fail)?;
-    for r in list.iter() {
+    for r in &register.list {
         for p in &r.purposes {
             let cats: Vec<&str> = p.categories.iter().map(|c| c.name()).collect();
             w.write_record([
@@ -116,8 +116,9 @@ pub async fn register_csv(State(state): State<Arc<ConsoleState>>, session: Sessi
 /// `GET /audit/register.json`.
 pub async fn register_json(State(state): State<Arc<ConsoleState>>, session: Session) -> PageResult {
     session.require(&[Role::Auditor])?;
-    let (revision, list) = state.register.get(&state.registry).await?;
-    let entries: Vec<serde_json::Value> = list
+    let register = state.register.get(&state.registry).await?;
+    let entries: Vec<serde_json::Value> = register
+        .list
         .iter()
         .map(|r| {
             serde_json::json!({
@@ -131,7 +132,7 @@ pub async fn register_json(State(state): State<Arc<ConsoleState>>, session: Sess
             })
         })
         .collect();
-    let body = serde_json::json!({ "revision": revision, "recipients": entries }).to_string();
+    let body = serde_json::json!({ "revision": register.revision, "recipients": entries }).to_string();
     Ok(download("application/json", "attachment; filename=\"recipient-register.json\"", body))
 }
 

@@ -104,7 +104,11 @@ pub async fn show(State(state): State<Arc<ConsoleState>>, session: Session, lang
 pub async fn check(State(state): State<Arc<ConsoleState>>, session: Session, lang: Lang, body: Bytes) -> PageResult {
     session.require(&[Role::Auditor])?;
     let f = posted(&session, &body)?;
-    let note = f.str("note").replace("\r\n", "\n");
+    // A pasted note often loses its final newline (and gains CRs); a signed note ends with one.
+    let mut note = f.str("note").replace("\r\n", "\n");
+    if !note.ends_with('\n') {
+        note.push('\n');
+    }
     let tlog = state
         .tlog
         .as_ref()

@@ -78,6 +78,12 @@ impl Console {
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(addr = ?self.local_addr(), "console serving");
+        let state = Arc::clone(&self.state);
+        tokio::spawn(async move {
+            if let Err(e) = state.register.warm(&state.registry).await {
+                tracing::warn!(error = %e, "cannot compute the recipient register");
+            }
+        });
         axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await
     }
 }

@@ -30,32 +30,37 @@ fn element_text(page: &str, id: &str) -> Option<String> {
     Some(body[..end].replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&"))
 }
 
-both!(a_recorded_decision_is_explained_by_replaying_it_at_its_time, |app: TestApp| async move {
-    let addr = app.console_addr.unwrap();
+/// Registers `id` with a contract, asks checkout's VerifySeller about it once (ALLOW), and returns
+/// the contract as written and the decision's id.
+pub(super) async fn an_allowed_decision(app: &TestApp, id: &str, doc: u8) -> (pb::SubmitAttestationResponse, String) {
     app.registry
         .clone()
-        .create_seller(pb::CreateSellerRequest { seller: Some(seller("explain-1")), ..Default::default() })
+        .create_seller(pb::CreateSellerRequest { seller: Some(seller(id)), ..Default::default() })
         .await
         .unwrap();
     let written = app
         .registry
         .clone()
         .submit_attestation(pb::SubmitAttestationRequest {
-            attestation: Some(attestation("explain-1", 3)),
+            attestation: Some(attestation(id, doc)),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     let (mut checkout, _) = app.clients_as(Some(&token("checkout-svc", &[Role::Checkout])));
-    let mut req =
-        crate::harness::verify("explain-1", pb::Purpose::OrderFulfillment, &[pb::DataCategory::RecipientName]);
+    let mut req = crate::harness::verify(id, pb::Purpose::OrderFulfillment, &[pb::DataCategory::RecipientName]);
     req.min_revision = written.revision;
     let answer = checkout.verify_seller(req).await.unwrap().into_inner();
     assert_eq!(answer.decision, pb::Decision::Allow as i32);
+    (written, answer.decision_id)
+}
 
+both!(a_recorded_decision_is_explained_by_replaying_it_at_its_time, |app: TestApp| async move {
+    let addr = app.console_addr.unwrap();
+    let (written, decision_id) = an_allowed_decision(&app, "explain-1", 3).await;
     let (session, _) = http_sign_in(addr, &token("auditor-bo", &[Role::Auditor])).await;
-    let link = format!("/audit/decisions/{}", answer.decision_id);
+    let link = format!("/audit/decisions/{decision_id}");
     let mut page = String::new();
     for _ in 0..300 {
         let (_, _, list) = http(addr, "GET", "/audit/decisions?seller=explain-1", &[("Cookie", &session)], "").await;
@@ -262,5 +267,43 @@ both!(a_csv_import_previews_row_errors_writing_nothing_then_imports_in_the_backg
     let form = encode(&[("csrf", &auditor_csrf), ("csv", &csv)]);
     let (status, _, _) = http(addr, "POST", "/import", &[("Cookie", &auditor), ("Content-Type", FORM)], &form).await;
     assert_eq!(status, 403);
+    app
+});
+
+both!(the_public_register_pages_by_country, |app: TestApp| async move {
+    let addr = app.console_addr.unwrap();
+    for (i, (id, country)) in [("reg-cn", "CN"), ("reg-jp", "JP")].into_iter().enumerate() {
+        let mut s = seller(id);
+        s.country = country.into();
+        app.registry
+            .clone()
+            .create_seller(pb::CreateSellerRequest { seller: Some(s), ..Default::default() })
+            .await
+            .unwrap();
+        app.registry
+            .clone()
+            .submit_attestation(pb::SubmitAttestationRequest {
+                attestation: Some(attestation(id, i as u8 + 20)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut pages = (String::new(), String::new());
+    for _ in 0..300 {
+        let (_, _, cn) = http(addr, "GET", "/recipients?country=CN", &[], "").await;
+        let (_, _, jp) = http(addr, "GET", "/recipients?country=jp", &[], "").await;
+        pages = (cn, jp);
+        if pages.0.contains("data-seller=\"reg-cn\"") && pages.1.contains("data-seller=\"reg-jp\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cn, jp) = pages;
+    assert!(cn.contains("data-seller=\"reg-cn\"") && !cn.contains("data-seller=\"reg-jp\""), "{cn}");
+    assert!(jp.contains("data-seller=\"reg-jp\"") && !jp.contains("data-seller=\"reg-cn\""), "{jp}");
+    assert_eq!(element_text(&cn, "recipients-count").unwrap(), "1");
+    let (_, _, none) = http(addr, "GET", "/recipients?country=ZZ", &[], "").await;
+    assert_eq!(element_text(&none, "recipients-count").unwrap(), "0", "a country without recipients is empty");
     app
 });
