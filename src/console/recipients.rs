@@ -70,7 +70,7 @@ struct Slots {
 }
 
 /// Longest a reader waits for a recomputation before it is answered with the previous register.
-const WAIT: Duration = Duration::from_millis(50);
+pub const WAIT: Duration = Duration::from_millis(50);
 
 impl Cache {
     fn current(&self) -> Option<Arc<Register>> {
