@@ -25,8 +25,12 @@ use crate::cli::{Format, ImportOptions, ImportReport, RowError, import_reader};
 use crate::domain::Violation;
 use crate::error::Error;
 
-/// Uploads kept at once (previewed or importing); the oldest finished ones make room.
-const KEPT: usize = 32;
+/// Uploads kept at once (previewed or importing); the oldest finished ones make room. With
+/// [`MAX_UPLOAD`] this bounds what uploads can hold in memory.
+const KEPT: usize = 8;
+/// The largest upload (bytes of the posted form): tens of thousands of rows. Bulk loads of the
+/// whole registry are for `safeguard import`, which streams a file of any size.
+pub const MAX_UPLOAD: usize = 16 << 20;
 /// Row errors listed on a page; beyond it they are counted.
 const LISTED: usize = 1000;
 /// Rows per transaction: smaller than the CLI's, so that progress moves on a modest upload.

@@ -33,6 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
@@ -104,7 +105,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sellers/{id}/attest", get(attest::new_attestation).post(attest::submit_attestation))
         .route("/sellers/{id}/supervision", post(supervision::record))
         .route("/attestations/{id}/revoke", post(attest::revoke))
-        .route("/import", get(import::form).post(import::preview))
+        .route("/import", get(import::form).post(import::preview).layer(DefaultBodyLimit::max(import::MAX_UPLOAD)))
         .route("/import/{id}", get(import::show))
         .route("/import/{id}/run", post(import::run))
         .route("/import/{id}/progress", get(import::progress))
