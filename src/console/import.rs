@@ -169,6 +169,7 @@ pub async fn preview(State(state): State<Arc<ConsoleState>>, session: Session, l
         form.stack #confirm-form method="post" action={ "/import/" (id) "/run" } {
             (hidden(&session))
             @if bad_rows > 0 { p.muted { (lang.t("skipped_rows")) } }
+            p.muted { (lang.t("registry_faults")) }
             p { button #confirm-import type="submit" disabled[valid == 0] { (lang.t("confirm_import")) } }
         }
         p { a href="/import" { "← " (lang.t("import")) } }

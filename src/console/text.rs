@@ -183,6 +183,11 @@ const LABELS: &[(&str, &str, &str)] = &[
         "Rows with errors are skipped; the other rows are imported.",
         "오류가 있는 행은 건너뛰고 나머지 행을 가져옵니다.",
     ),
+    (
+        "registry_faults",
+        "Faults that depend on the registry itself (an attestation of a seller that is not registered, a stale etag) show when the import runs.",
+        "레지스트리 상태에 따른 오류(등록되지 않은 판매자의 계약, 오래된 etag)는 가져오기 실행 시 표시됩니다.",
+    ),
     ("confirm_import", "Import the valid rows", "정상 행 가져오기"),
     ("importing", "Importing:", "가져오는 중:"),
     ("import_done", "Import finished at", "가져오기 완료:"),

@@ -51,7 +51,7 @@ both!(legal_imports_a_csv_after_a_dry_run_and_watches_it_finish, |app: TestApp| 
 
     b.submit("#confirm-import").await;
     assert!(wait_for(&b, "#import-done").await, "the progress view reaches the end");
-    assert_eq!(b.text("#rows-done").await, "5");
+    assert_eq!(b.text("#rows-done").await, "6");
     let revision: i64 = b.text("#import-revision").await.parse().unwrap();
     assert!(revision >= 3);
     b.screenshot("import-progress").await;

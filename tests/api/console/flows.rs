@@ -186,7 +186,8 @@ async fn head(app: &TestApp) -> i64 {
 }
 
 /// A CSV in the import format: two good sellers, a bad seller on line 3 (country, e-mail), an
-/// attestation of the first seller on line 5 with a bad digest, and a good attestation.
+/// attestation of the first seller on line 5 with a bad digest, a good attestation, and on line 7
+/// a well-formed attestation of a seller that is not registered (a fault only the import finds).
 pub(super) fn import_csv() -> String {
     let header = "type,seller_id,legal_name,country,status,role,contact_email,privacy_contact,contract_ref,\
                   document_sha256,clauses,purposes,categories,signed_time,effective_time,expire_time,signatory,retention_days";
@@ -194,9 +195,9 @@ pub(super) fn import_csv() -> String {
                    ONWARD_TRANSFER_RESTRICTION;SUPERVISION_AND_AUDIT;BREACH_NOTIFICATION;\
                    GRIEVANCE_AND_DISPUTE_RESOLUTION;DATA_SUBJECT_RIGHTS;LIABILITY_AND_COMPENSATION;\
                    SUSPENSION_AND_TERMINATION;PIPA_COMPLIANCE_UNDERTAKING";
-    let att = |digest: &str| {
+    let att = |seller: &str, digest: &str| {
         format!(
-            "attestation,imp-1,,,,,,,DPA-IMP-1,{digest},{clauses},ORDER_FULFILLMENT,RECIPIENT_NAME;SHIPPING_ADDRESS,\
+            "attestation,{seller},,,,,,,DPA-IMP-1,{digest},{clauses},ORDER_FULFILLMENT,RECIPIENT_NAME;SHIPPING_ADDRESS,\
              2025-01-01T00:00:00Z,2025-01-02T00:00:00Z,2099-01-01T00:00:00Z,Jane Kim,90"
         )
     };
@@ -205,8 +206,9 @@ pub(super) fn import_csv() -> String {
         "seller,imp-1,Imported One Ltd,CN,,RECIPIENT,legal@one.example,dpo@one.example,,,,,,,,,,".to_owned(),
         "seller,imp-bad,Imported Bad Ltd,Korea,,RECIPIENT,not-an-email,dpo@bad.example,,,,,,,,,,".to_owned(),
         "seller,imp-2,Imported Two Ltd,JP,,ENTRUSTEE,legal@two.example,dpo@two.example,,,,,,,,,,".to_owned(),
-        att("not-a-digest"),
-        att(&"cd".repeat(32)),
+        att("imp-1", "not-a-digest"),
+        att("imp-1", &"cd".repeat(32)),
+        att("imp-ghost", &"ef".repeat(32)),
     ]
     .join("\n")
         + "\n"
@@ -224,7 +226,7 @@ both!(a_csv_import_previews_row_errors_writing_nothing_then_imports_in_the_backg
         let row = format!("data-line=\"{line}\" data-field=\"{field}\"");
         assert!(preview.contains(&row), "line {line} shows its {field} error: {preview}");
     }
-    assert_eq!(element_text(&preview, "preview-rows").unwrap(), "5");
+    assert_eq!(element_text(&preview, "preview-rows").unwrap(), "6");
     assert_eq!(element_text(&preview, "preview-bad").unwrap(), "2");
     assert_eq!(head(&app).await, before, "the dry run writes nothing");
     let missing = app.registry.clone().get_seller(pb::GetSellerRequest { seller_id: "imp-1".into() }).await;
@@ -249,8 +251,13 @@ both!(a_csv_import_previews_row_errors_writing_nothing_then_imports_in_the_backg
     }
     assert!(fragment.contains("id=\"import-done\""), "{fragment}");
     assert!(!fragment.contains("hx-get"), "a finished import stops polling");
-    assert_eq!(element_text(&fragment, "rows-done").unwrap(), "5");
-    assert_eq!(element_text(&fragment, "errors-count").unwrap(), "3");
+    assert_eq!(element_text(&fragment, "rows-done").unwrap(), "6");
+    assert_eq!(element_text(&fragment, "errors-count").unwrap(), "4");
+    assert!(
+        fragment.contains("data-line=\"7\" data-field=\"seller_id\"")
+            && fragment.contains("imp-ghost is not registered"),
+        "a fault the import found is shown by line and column: {fragment}"
+    );
     let revision: i64 = element_text(&fragment, "import-revision").unwrap().parse().unwrap();
     assert_eq!(revision, head(&app).await, "the view ends with the revision the import produced");
     assert_eq!(revision, before + 3, "two sellers and one attestation were written");
