@@ -16,6 +16,7 @@ first request after start (which computes the register) is reported on its own.
 import argparse
 import http.client
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def main():
             print(f"{name:46} {med:10.3f} {p99:8.3f} {med / base:11.2f}")
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
