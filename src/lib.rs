@@ -7,6 +7,7 @@
 //! - [`store`]: the only module that speaks sea-orm: current state plus the hash-chained event log.
 //! - [`snapshot`]: the in-memory registry VerifySeller reads, and the task that follows the log.
 //! - [`grpc`]: thin adapters between the proto contract and the domain.
+//! - [`audit`]: auditors' checks (decision replay, kept checkpoints) that gRPC and the console share.
 //! - [`auth`]: who is calling and what they may do.
 //! - [`tlog`]: signed checkpoints of the registry's Merkle tree, and the watch that it only grows.
 //! - [`console`]: web pages for legal and auditors, and the public recipient register.
@@ -14,6 +15,7 @@
 //! - [`overload`]: the request timeout, concurrency limit and load shedding, counted by code.
 //! - [`config`], [`error`], [`pb`]: settings, the one error type, the generated code.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -22,7 +24,6 @@ pub mod console;
 pub mod domain;
 pub mod error;
 pub mod grpc;
-pub mod health;
 pub mod overload;
 pub mod pb;
 pub mod recorder;

@@ -101,16 +101,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 async fn healthcheck(addr: String, service: String) -> anyhow::Result<()> {
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-    let channel = tonic::transport::Endpoint::from_shared(addr.clone())?
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(2))
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    let status = HealthClient::new(channel).check(HealthCheckRequest { service }).await?.into_inner().status();
-    anyhow::ensure!(status == ServingStatus::Serving, "{addr} reports {status:?}");
+    safeguard::grpc::health::check(addr, service).await?;
     println!("SERVING");
     Ok(())
 }

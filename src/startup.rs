@@ -17,10 +17,7 @@ use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::secret::resolve_hs256_secret;
 use crate::config::{Settings, ms};
 use crate::domain::Policy;
-use crate::grpc::{AuditApi, RegistryApi, Shared, VerificationApi};
-use crate::pb::v1::audit_service_server::AuditServiceServer;
-use crate::pb::v1::registry_service_server::RegistryServiceServer;
-use crate::pb::v1::verification_service_server::VerificationServiceServer;
+use crate::grpc::Shared;
 use crate::recorder::{DecisionLog, RecorderOptions};
 use crate::snapshot::{Registry, Sources, spawn_follower, spawn_heartbeat};
 use crate::store::{DbOptions, Store};
@@ -230,9 +227,9 @@ impl App {
 
         // The snapshot is loaded (build did it), so verification can serve from the first request,
         // unless the log it was loaded from could not be trusted.
-        let (health, health_service) = tonic_health::server::health_reporter();
-        crate::health::set_all(&health, shared.registry.is_fresh(), true, true).await;
-        let monitor = tokio::spawn(crate::health::monitor(
+        let (routes, health) = crate::grpc::routes(&shared, max_msg)?;
+        crate::grpc::health::set_all(&health, shared.registry.is_fresh(), true, true).await;
+        let monitor = tokio::spawn(crate::grpc::health::monitor(
             health.clone(),
             shared.store.clone(),
             shared.registry.clone(),
@@ -244,20 +241,6 @@ impl App {
                 let _ = metrics_stopped.await;
             }))
         });
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
-        let verification =
-            VerificationServiceServer::new(VerificationApi::new(shared.clone())).max_decoding_message_size(max_msg);
-        let registry = RegistryServiceServer::new(RegistryApi::new(shared.clone())).max_decoding_message_size(max_msg);
-        let audit = AuditServiceServer::new(AuditApi::new(shared.clone())).max_decoding_message_size(max_msg);
-
         tracing::info!(addr = %listener.local_addr()?, "safeguard serving");
         let mut server = Server::builder();
         if let Some(tls) = tls {
@@ -279,19 +262,14 @@ impl App {
             // Without load shedding this only queues a connection's requests, refusing none.
             .concurrency_limit_per_connection(settings.server.concurrency_limit_per_connection)
             .layer(stack)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(verification)
-            .add_service(registry)
-            .add_service(audit)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");
                 let _ = console_stop.send(());
                 // Stop the monitor first, so it cannot report SERVING again.
                 monitor.abort();
-                crate::health::set_all(&health, false, false, false).await;
+                crate::grpc::health::set_all(&health, false, false, false).await;
             })
             .await;
         background.iter().for_each(JoinHandle::abort);
@@ -337,6 +315,8 @@ async fn console(settings: &Settings, shared: &Shared, tls: bool) -> anyhow::Res
         key: crate::console::session::SessionKey::random(),
         secure_cookies: tls,
         register: crate::console::recipients::Cache::default(),
+        tlog: shared.tlog.clone(),
+        imports: crate::console::import::Jobs::default(),
     };
     let addr = settings.console.listen_addr;
     let console = crate::console::Console::bind(addr, state)

@@ -8,7 +8,7 @@ use std::io::Write;
 use super::format::{Format, Record};
 use super::write::RecordWriter;
 use crate::domain::AttestationState;
-use crate::grpc::convert::{pb_attestation, pb_seller};
+use crate::domain::input::{AttestationInput, SellerInput};
 use crate::store::{RegistryState, Store};
 
 /// What an export wrote.
@@ -50,12 +50,12 @@ fn write_state<W: Write>(state: RegistryState, format: Format, out: W) -> anyhow
     let mut by_seller = state.attestations;
     let mut w = RecordWriter::new(format, out)?;
     for seller in state.sellers.values() {
-        w.write(&Record::Seller(pb_seller(seller)))?;
+        w.write(&Record::Seller(SellerInput::of(seller)))?;
         summary.sellers += 1;
         for a in by_seller.remove(&seller.seller_id).unwrap_or_default() {
             match a.state {
                 AttestationState::Active => {
-                    w.write(&Record::Attestation(pb_attestation(&a)))?;
+                    w.write(&Record::Attestation(AttestationInput::of(&a)))?;
                     summary.attestations += 1;
                 }
                 AttestationState::Revoked => summary.revoked_skipped += 1,

@@ -1,13 +1,10 @@
-//! The two file formats and what they share: the columns, the record a row stands for (the proto
-//! message the API takes), and RFC 3339 times. See [`crate::cli`] for the formats themselves.
+//! The two file formats and what they share: the columns, the record a row stands for (the domain's
+//! input, exactly what the API's messages map to), and RFC 3339 times. See [`crate::cli`] for the formats themselves.
 
-use chrono::{DateTime, SecondsFormat};
-use prost_types::Timestamp as PbTimestamp;
-
+use crate::domain::input::{AttestationInput, SellerInput, TimeInput};
 use crate::domain::{Violation, Vocab};
-use crate::grpc::convert;
-use crate::pb::v1 as pb;
-use crate::store::ImportItem;
+use crate::store::{ImportItem, SellerImport};
+use chrono::{DateTime, SecondsFormat};
 
 /// The columns of a seller row, in file order.
 pub const SELLER_COLUMNS: [&str; 7] =
@@ -53,8 +50,8 @@ pub const CSV_HEADER: [&str; 18] = [
 /// One row of a file: an item as a client of `ImportSellers` would send it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    Seller(pb::Seller),
-    Attestation(pb::Attestation),
+    Seller(SellerInput),
+    Attestation(AttestationInput),
 }
 
 impl Record {
@@ -62,8 +59,11 @@ impl Record {
     /// column names (`country`, `clauses[2]`).
     pub fn into_item(self) -> Result<ImportItem, Vec<Violation>> {
         match self {
-            Record::Seller(s) => convert::seller_import(&s, "").map(ImportItem::Seller),
-            Record::Attestation(a) => convert::attestation_fields(&a, "").map(ImportItem::Attestation),
+            Record::Seller(s) => {
+                let fields = s.validate("")?;
+                Ok(ImportItem::Seller(SellerImport { fields, status_given: s.status_given(), etag: s.etag() }))
+            }
+            Record::Attestation(a) => a.validate("").map(ImportItem::Attestation),
         }
     }
 }
@@ -89,14 +89,14 @@ impl Format {
 }
 
 /// Parses an RFC 3339 date-time with any offset.
-pub fn parse_time(text: &str) -> Option<PbTimestamp> {
+pub fn parse_time(text: &str) -> Option<TimeInput> {
     let t = DateTime::parse_from_rfc3339(text).ok()?;
-    Some(PbTimestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).ok()? })
+    Some(TimeInput { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).ok()? })
 }
 
 /// Formats a timestamp as RFC 3339 in UTC, with as many fractional digits as it needs (none for
 /// whole seconds), so that reading it back gives the same instant.
-pub fn format_time(t: Option<&PbTimestamp>) -> String {
+pub fn format_time(t: Option<&TimeInput>) -> String {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
         .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
         .unwrap_or_default()

@@ -10,7 +10,6 @@
 
 use std::io::Write;
 
-use prost_types::Timestamp as PbTimestamp;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -18,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::format::{Format, Record};
 use super::write::RecordWriter;
-use crate::pb::v1 as pb;
+use crate::domain::input::{AttestationInput, SellerInput, TimeInput};
+use crate::domain::{Clause, DataCategory, Purpose, SellerRole, SellerStatus, Vocab};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -146,19 +146,19 @@ const TITLES: &[&str] =
     &["Head of Legal", "General Counsel", "CEO", "Legal Director", "Compliance Manager", "Director"];
 
 /// The baseline clauses of the default policy.
-const BASELINE: &[pb::Clause] = &[
-    pb::Clause::PurposeLimitation,
-    pb::Clause::DataMinimization,
-    pb::Clause::SecuritySafeguards,
-    pb::Clause::RetentionAndDeletion,
-    pb::Clause::OnwardTransferRestriction,
-    pb::Clause::SupervisionAndAudit,
-    pb::Clause::BreachNotification,
-    pb::Clause::GrievanceAndDisputeResolution,
-    pb::Clause::DataSubjectRights,
-    pb::Clause::LiabilityAndCompensation,
-    pb::Clause::SuspensionAndTermination,
-    pb::Clause::PipaComplianceUndertaking,
+const BASELINE: &[Clause] = &[
+    Clause::PurposeLimitation,
+    Clause::DataMinimization,
+    Clause::SecuritySafeguards,
+    Clause::RetentionAndDeletion,
+    Clause::OnwardTransferRestriction,
+    Clause::SupervisionAndAudit,
+    Clause::BreachNotification,
+    Clause::GrievanceAndDisputeResolution,
+    Clause::DataSubjectRights,
+    Clause::LiabilityAndCompensation,
+    Clause::SuspensionAndTermination,
+    Clause::PipaComplianceUndertaking,
 ];
 
 /// Writes `options.sellers` sellers with their contracts to `out`.
@@ -186,7 +186,7 @@ fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
     items.choose(rng).unwrap_or(&items[0])
 }
 
-fn seller(rng: &mut StdRng, id: &str) -> pb::Seller {
+fn seller(rng: &mut StdRng, id: &str) -> SellerInput {
     let total: u32 = COUNTRIES.iter().map(|c| c.1).sum();
     let mut roll = rng.random_range(0..total);
     let &(country, _, tld, forms) = COUNTRIES
@@ -216,36 +216,36 @@ fn seller(rng: &mut StdRng, id: &str) -> pb::Seller {
         _ => format!("{} <dpo@{domain}>", pick(rng, PEOPLE)),
     };
     let status = match rng.random_range(0..100) {
-        0..94 => pb::SellerStatus::Active,
-        94..98 => pb::SellerStatus::Suspended,
-        _ => pb::SellerStatus::Offboarded,
+        0..94 => SellerStatus::Active,
+        94..98 => SellerStatus::Suspended,
+        _ => SellerStatus::Offboarded,
     };
-    let role = if rng.random_bool(0.15) { pb::SellerRole::Entrustee } else { pb::SellerRole::Recipient };
-    pb::Seller {
+    let role = if rng.random_bool(0.15) { SellerRole::Entrustee } else { SellerRole::Recipient };
+    SellerInput {
         seller_id: id.to_owned(),
         legal_name,
         country: country.to_owned(),
-        status: status as i32,
-        role: role as i32,
+        status: status.number(),
+        role: role.number(),
         contact_email,
         privacy_contact,
-        ..Default::default()
+        etag: String::new(),
     }
 }
 
-fn at(seconds: i64) -> Option<PbTimestamp> {
-    Some(PbTimestamp { seconds, nanos: 0 })
+fn at(seconds: i64) -> Option<TimeInput> {
+    Some(TimeInput { seconds, nanos: 0 })
 }
 
 /// The seller's contracts, oldest first: none (7%), or a current one, preceded for some by the
 /// expired contract it renewed.
-fn contracts(rng: &mut StdRng, options: &GenerateOptions, index: u64, seller_id: &str) -> Vec<pb::Attestation> {
+fn contracts(rng: &mut StdRng, options: &GenerateOptions, index: u64, seller_id: &str) -> Vec<AttestationInput> {
     if rng.random_bool(0.07) {
         return Vec::new();
     }
     let today = options.as_of.div_euclid(DAY) * DAY;
-    let mut clauses: Vec<pb::Clause> = BASELINE.to_vec();
-    clauses.push(pb::Clause::IdentifierProtection);
+    let mut clauses: Vec<Clause> = BASELINE.to_vec();
+    clauses.push(Clause::IdentifierProtection);
     // When the current contract starts and ends.
     let (effective, expire) = match rng.random_range(0..100) {
         // Incomplete: one baseline clause missing.
@@ -270,7 +270,7 @@ fn contracts(rng: &mut StdRng, options: &GenerateOptions, index: u64, seller_id:
         _ => in_force(rng, today),
     };
     if rng.random_bool(0.1) {
-        clauses.push(pb::Clause::GovernmentAccessTransparency);
+        clauses.push(Clause::GovernmentAccessTransparency);
     }
     let mut out = Vec::with_capacity(2);
     if rng.random_bool(0.15) {
@@ -301,12 +301,12 @@ fn attestation(
     index: u64,
     n: usize,
     seller_id: &str,
-    clauses: Vec<pb::Clause>,
+    clauses: Vec<Clause>,
     effective: i64,
     expire: i64,
-) -> pb::Attestation {
-    use pb::DataCategory as C;
-    use pb::Purpose as P;
+) -> AttestationInput {
+    use DataCategory as C;
+    use Purpose as P;
     let mut purposes = vec![P::OrderFulfillment];
     let mut categories =
         vec![C::RecipientName, C::PhoneNumber, C::ShippingAddress, C::PlatformBuyerId, C::OrderContents];
@@ -328,23 +328,22 @@ fn attestation(
         // A contract that asks for more than the policy permits.
         categories.push(C::Email);
     }
-    categories.sort_unstable();
+    categories.sort_unstable_by_key(|c| c.number());
     // Unique per (seed, seller, contract): a stand-in for the SHA-256 of the signed PDF.
     let digest = Sha256::digest(format!("safeguard-generate:{seed}:{index}:{n}"));
     let year = 1970 + effective.div_euclid(365 * DAY + DAY / 4);
     let signed = effective - rng.random_range(1..30) * DAY - rng.random_range(0..DAY);
-    pb::Attestation {
+    AttestationInput {
         seller_id: seller_id.to_owned(),
         contract_ref: format!("DPA-{year}-{index:07}-{n}"),
         document_sha256: hex::encode(digest),
-        clauses: clauses.into_iter().map(|c| c as i32).collect(),
-        purposes: purposes.into_iter().map(|p| p as i32).collect(),
-        categories: categories.into_iter().map(|c| c as i32).collect(),
+        clauses: clauses.into_iter().map(Vocab::number).collect(),
+        purposes: purposes.into_iter().map(Vocab::number).collect(),
+        categories: categories.into_iter().map(Vocab::number).collect(),
         signed_time: at(signed),
         effective_time: at(effective),
         expire_time: at(expire),
         signatory: format!("{}, {}", pick(rng, PEOPLE), pick(rng, TITLES)),
         retention_days: *pick(rng, &[0, 30, 60, 90, 90, 180]),
-        ..Default::default()
     }
 }

@@ -126,15 +126,15 @@ impl std::fmt::Display for ImportReport {
 /// What the reading thread hands to the writer: up to one batch of valid rows, and the faults of
 /// the invalid rows read along the way. `T` is what a row becomes: a validated [`ImportItem`], or
 /// the message that `safeguard import --grpc` sends.
-pub(super) struct Chunk<T> {
+pub(crate) struct Chunk<T> {
     /// Each item with its 0-based position among the valid rows; `import_batch` echoes it in errors.
-    pub(super) items: Vec<(i64, T)>,
+    pub(crate) items: Vec<(i64, T)>,
     /// The line of each item, in the same order.
-    pub(super) lines: Vec<u64>,
-    pub(super) errors: Vec<RowError>,
-    pub(super) rows: u64,
+    pub(crate) lines: Vec<u64>,
+    pub(crate) errors: Vec<RowError>,
+    pub(crate) rows: u64,
     /// Bytes of the file consumed so far.
-    pub(super) bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 impl<T> Chunk<T> {
@@ -154,13 +154,13 @@ fn faults(line: u64, violations: Vec<Violation>) -> impl Iterator<Item = RowErro
 }
 
 /// How a row is read: from CSV, and from one line of JSON Lines.
-pub(super) struct Parsers<T> {
-    pub(super) csv: fn(&CsvRow<'_>) -> Result<T, Vec<Violation>>,
-    pub(super) json: fn(&str) -> Result<T, Vec<Violation>>,
+pub(crate) struct Parsers<T> {
+    pub(crate) csv: fn(&CsvRow<'_>) -> Result<T, Vec<Violation>>,
+    pub(crate) json: fn(&str) -> Result<T, Vec<Violation>>,
 }
 
 /// Reads rows and sends them in chunks; stops early if the receiver is gone (the import failed).
-pub(super) struct Reader<T> {
+pub(crate) struct Reader<T> {
     tx: mpsc::Sender<Chunk<T>>,
     chunk: Chunk<T>,
     batch_size: usize,
@@ -170,12 +170,12 @@ pub(super) struct Reader<T> {
 
 impl<T> Reader<T> {
     /// A reader that sends chunks of `batch_size` items to `tx`.
-    pub(super) fn new(tx: mpsc::Sender<Chunk<T>>, batch_size: usize, parse: Parsers<T>) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Chunk<T>>, batch_size: usize, parse: Parsers<T>) -> Self {
         Self { tx, chunk: Chunk::new(batch_size), batch_size, next_index: 0, parse }
     }
 
     /// Reads the whole input in `format`.
-    pub(super) fn read(self, format: Format, input: impl Read) -> anyhow::Result<()> {
+    pub(crate) fn read(self, format: Format, input: impl Read) -> anyhow::Result<()> {
         match format {
             Format::Csv => self.csv(input),
             Format::Jsonl => self.jsonl(input),
@@ -271,33 +271,59 @@ impl<T> Reader<T> {
 /// Imports `path` into `store`, batch by batch.
 pub async fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> anyhow::Result<ImportReport> {
     let (format, file, size) = open(path, options)?;
-    let started = Instant::now();
     let bar = progress_bar(options.progress, size);
+    let shown = path.display().to_string();
+    let input = BufReader::with_capacity(1 << 16, file);
+    let report = import_reader(Some(store), format, input, &shown, options, |report, bytes| {
+        bar.set_position(bytes);
+        bar.set_message(format!("{} rows, {} errors", report.rows, report.errors.len()));
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(report)
+}
 
+/// Imports `input` (named `name` in errors) into `store`, batch by batch, calling `progress` with
+/// the report so far and the bytes consumed after each batch. Without a store it is a dry run:
+/// every row is read and validated exactly as an import would, and nothing is written; the report
+/// then counts no created or updated rows and carries the log's head as `revision` only when a
+/// store is given (0 otherwise).
+pub async fn import_reader<R: Read + Send + 'static>(
+    store: Option<&Store>,
+    format: Format,
+    input: R,
+    name: &str,
+    options: &ImportOptions,
+    mut progress: impl FnMut(&ImportReport, u64),
+) -> anyhow::Result<ImportReport> {
+    anyhow::ensure!(options.batch_size > 0, "the batch size must be positive");
+    let started = Instant::now();
     // Two chunks in flight: one being written, one read ahead.
     let (tx, mut rx) = mpsc::channel::<Chunk<ImportItem>>(2);
     let reader = Reader::new(tx, options.batch_size, Parsers { csv: |row| item(row), json: json_item });
-    let reading = spawn_reader(reader, format, file, path);
+    let shown = name.to_owned();
+    let reading = tokio::task::spawn_blocking(move || {
+        reader.read(format, input).with_context(|| format!("cannot import {shown}"))
+    });
 
     let mut report = ImportReport::default();
     let mut revision = None;
     while let Some(chunk) = rx.recv().await {
         report.rows += chunk.rows;
         report.errors.extend(chunk.errors);
-        if let Some(&(first, _)) = chunk.items.first() {
+        if let (Some(store), Some(&(first, _))) = (store, chunk.items.first()) {
             let outcome = store.import_batch(&options.actor, chunk.items).await.context("the import stopped")?;
             merge(&mut report, &outcome, first, &chunk.lines);
             revision = Some(outcome.revision);
         }
-        bar.set_position(chunk.bytes);
-        bar.set_message(format!("{} rows, {} errors", report.rows, report.errors.len()));
+        progress(&report, chunk.bytes);
     }
     reading.await.context("the reading thread failed")??;
-    bar.finish_and_clear();
 
-    report.revision = match revision {
-        Some(r) => r,
-        None => store.head().await?.0,
+    report.revision = match (revision, store) {
+        (Some(r), _) => r,
+        (None, Some(store)) => store.head().await?.0,
+        (None, None) => 0,
     };
     // Stable: a row's faults stay in the order they were found.
     report.errors.sort_by_key(|e| e.line);
@@ -306,7 +332,7 @@ pub async fn import_file(store: &Store, path: &Path, options: &ImportOptions) ->
 }
 
 /// The file's format (from the options or its extension), the open file and its size.
-pub(super) fn open(path: &Path, options: &ImportOptions) -> anyhow::Result<(Format, File, u64)> {
+pub(crate) fn open(path: &Path, options: &ImportOptions) -> anyhow::Result<(Format, File, u64)> {
     let format = match options.format.or_else(|| Format::from_path(path)) {
         Some(f) => f,
         None => anyhow::bail!(
@@ -321,7 +347,7 @@ pub(super) fn open(path: &Path, options: &ImportOptions) -> anyhow::Result<(Form
 }
 
 /// Reads `file` on a blocking thread.
-pub(super) fn spawn_reader<T: Send + 'static>(
+pub(crate) fn spawn_reader<T: Send + 'static>(
     reader: Reader<T>,
     format: Format,
     file: File,
@@ -349,7 +375,7 @@ fn merge(report: &mut ImportReport, outcome: &ImportOutcome, first: i64, lines: 
     }
 }
 
-pub(super) fn progress_bar(show: bool, bytes: u64) -> ProgressBar {
+pub(crate) fn progress_bar(show: bool, bytes: u64) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }

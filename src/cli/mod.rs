@@ -44,9 +44,8 @@ mod audit;
 mod export;
 mod format;
 mod generate;
-mod grpc_import;
-mod import;
-mod read;
+pub(crate) mod import;
+pub(crate) mod read;
 mod register;
 mod write;
 
@@ -55,6 +54,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+pub use crate::grpc::client_import::import_grpc;
 pub use audit::{
     AuditArgs, AuditCommand, ExportedEvent, export_audit, read_key, run_audit, sign_offline, verify_export,
     verify_proof,
@@ -62,8 +62,7 @@ pub use audit::{
 pub use export::{ExportSummary, export_store};
 pub use format::{Format, Record, format_time, parse_time};
 pub use generate::{GenerateOptions, GenerateSummary, generate};
-pub use grpc_import::import_grpc;
-pub use import::{BATCH, ImportOptions, ImportReport, RowError, import_file};
+pub use import::{BATCH, ImportOptions, ImportReport, RowError, import_file, import_reader};
 pub use register::{REGISTER_COLUMNS, RegisterArgs, RegisterFormat, RegisterSummary, register, run_register};
 pub use write::RecordWriter;
 

@@ -1,16 +1,13 @@
-//! Reading rows: text into proto messages (vocabulary names into numbers, RFC 3339 into
-//! timestamps), every malformed field reported by name. Every rule beyond that is [`convert`]'s,
-//! applied by [`Record::into_item`], so a row is accepted exactly when the same item sent to
-//! `ImportSellers` would be.
-//!
-//! [`convert`]: crate::grpc::convert
+//! Reading rows: text into the domain's inputs (vocabulary names into numbers, RFC 3339 into
+//! times), every malformed field reported by name. Every rule beyond that is the domain
+//! validator's ([`crate::domain::input`]), applied by [`Record::into_item`], so a row is accepted
+//! exactly when the same item sent to `ImportSellers` would be.
 
-use prost_types::Timestamp as PbTimestamp;
 use serde_json::{Map, Value};
 
 use super::format::{ATTESTATION_COLUMNS, CSV_HEADER, Record, SELLER_COLUMNS, parse_time};
+use crate::domain::input::{AttestationInput, SellerInput, TimeInput};
 use crate::domain::{Clause, DataCategory, Purpose, SellerRole, SellerStatus, Violation, Violations, Vocab};
-use crate::pb::v1 as pb;
 use crate::store::ImportItem;
 
 /// Access to one row's fields, whatever the file format.
@@ -52,7 +49,7 @@ fn record(row: &impl Fields) -> Result<(Record, Vec<Violation>), Vec<Violation>>
     let record = match kind.as_str() {
         "seller" => {
             row.foreign(&SELLER_COLUMNS).into_iter().for_each(|x| v.push(x));
-            Record::Seller(pb::Seller {
+            Record::Seller(SellerInput {
                 seller_id: v.check(row.text("seller_id")).unwrap_or_default(),
                 legal_name: v.check(row.text("legal_name")).unwrap_or_default(),
                 country: v.check(row.text("country")).unwrap_or_default(),
@@ -60,7 +57,7 @@ fn record(row: &impl Fields) -> Result<(Record, Vec<Violation>), Vec<Violation>>
                 role: one::<SellerRole>(row, "role", &mut v),
                 contact_email: v.check(row.text("contact_email")).unwrap_or_default(),
                 privacy_contact: v.check(row.text("privacy_contact")).unwrap_or_default(),
-                ..Default::default()
+                etag: String::new(),
             })
         }
         "attestation" => {
@@ -70,7 +67,7 @@ fn record(row: &impl Fields) -> Result<(Record, Vec<Violation>), Vec<Violation>>
                 v.push(Violation::new("retention_days", "is too large"));
                 0
             });
-            Record::Attestation(pb::Attestation {
+            Record::Attestation(AttestationInput {
                 seller_id: v.check(row.text("seller_id")).unwrap_or_default(),
                 contract_ref: v.check(row.text("contract_ref")).unwrap_or_default(),
                 document_sha256: v.check(row.text("document_sha256")).unwrap_or_default(),
@@ -82,7 +79,6 @@ fn record(row: &impl Fields) -> Result<(Record, Vec<Violation>), Vec<Violation>>
                 expire_time: time(row, "expire_time", &mut v),
                 signatory: v.check(row.text("signatory")).unwrap_or_default(),
                 retention_days,
-                ..Default::default()
             })
         }
         other => {
@@ -119,11 +115,11 @@ fn many<T: Vocab>(row: &impl Fields, field: &str, v: &mut Violations) -> Vec<i32
     numbers
 }
 
-fn time(row: &impl Fields, field: &str, v: &mut Violations) -> Option<PbTimestamp> {
+fn time(row: &impl Fields, field: &str, v: &mut Violations) -> Option<TimeInput> {
     let text = v.check(row.text(field))?;
     let text = text.trim();
     if text.is_empty() {
-        // Left to `convert`, which reports "must be set" like the API does.
+        // Left to the validator, which reports "must be set" like the API does.
         return None;
     }
     match parse_time(text) {
@@ -245,23 +241,15 @@ pub fn json_item(line: &str) -> Result<ImportItem, Vec<Violation>> {
     json_row(line, item)
 }
 
-/// Reads one row into the message `ImportSellers` takes (`safeguard import --grpc`). Only reading
-/// faults are found here; the server validates the rest and reports it by item index.
-pub fn request(row: &impl Fields) -> Result<pb::ImportSellersRequest, Vec<Violation>> {
-    use pb::import_sellers_request::Item;
+/// Reads one row into the record a client of `ImportSellers` sends (`safeguard import --grpc`).
+/// Only reading faults are found here; the server validates the rest and reports it by item index.
+pub fn request(row: &impl Fields) -> Result<Record, Vec<Violation>> {
     let (record, faults) = record(row)?;
-    if !faults.is_empty() {
-        return Err(faults);
-    }
-    let item = match record {
-        Record::Seller(s) => Item::Seller(s),
-        Record::Attestation(a) => Item::Attestation(a),
-    };
-    Ok(pb::ImportSellersRequest { item: Some(item) })
+    if faults.is_empty() { Ok(record) } else { Err(faults) }
 }
 
-/// Reads one line of JSON Lines into the message `ImportSellers` takes.
-pub fn json_request(line: &str) -> Result<pb::ImportSellersRequest, Vec<Violation>> {
+/// Reads one line of JSON Lines into the record a client of `ImportSellers` sends.
+pub fn json_request(line: &str) -> Result<Record, Vec<Violation>> {
     json_row(line, request)
 }
 

@@ -1,6 +1,6 @@
 //! Attestations: the form (the signed PDF is chosen in the browser and hashed there by
 //! `assets/hash.js` with SubtleCrypto SHA-256; the file input has no name, so the file is never
-//! sent), its submission through the gRPC edge's validator, and revocation with a reason.
+//! sent), its submission through the domain's validator, and revocation with a reason.
 
 use std::sync::Arc;
 
@@ -12,16 +12,15 @@ use maud::{Markup, html};
 use tracing::Instrument;
 
 use super::ConsoleState;
-use super::forms::{checkboxes, current, hidden, page, parse_id, posted, request_id, text_input};
+use super::forms::{checkboxes, current, hidden, legal_post, merged, page, parse_id, posted, request_id, text_input};
 use super::page::{Fields, PageResult, day, field_errors, parse_day};
 use super::session::Session;
 use super::text::Lang;
 use crate::auth::Role;
+use crate::domain::input::{self, AttestationInput, TimeInput};
 use crate::domain::registry::Attestation;
 use crate::domain::{AttestationState, Clause, DataCategory, Purpose, SellerId, Timestamp, Violation, Vocab};
 use crate::error::Error;
-use crate::grpc::convert;
-use crate::pb::v1 as pb;
 
 const DEFAULT_PURPOSES: [Purpose; 4] =
     [Purpose::OrderFulfillment, Purpose::CustomsClearance, Purpose::CustomerSupport, Purpose::ReturnsRefunds];
@@ -73,14 +72,14 @@ pub async fn new_attestation(
     page(lang, &session, "attest", StatusCode::OK, body)
 }
 
-/// The form's attestation, validated by the gRPC edge's validator; dates map to its field names.
+/// The form's attestation, validated by the domain's validator; dates map to its field names.
 fn attestation_fields(id: &SellerId, f: &Fields) -> Result<crate::domain::registry::AttestationFields, Vec<Violation>> {
     let mut v = crate::domain::Violations::new();
     let numbers = |name: &str, all: &dyn Fn(&str) -> Option<i32>| {
         f.all(name).into_iter().map(|n| all(n).unwrap_or(-1)).collect::<Vec<_>>()
     };
     let times = [("signed", "signed"), ("effective", "effective"), ("expires", "expires")]
-        .map(|(name, field)| v.check(parse_day(f.str(name), field)).and_then(convert::pb_time));
+        .map(|(name, field)| v.check(parse_day(f.str(name), field)).map(TimeInput::from));
     let retention = f
         .str("retention_days")
         .trim()
@@ -88,7 +87,7 @@ fn attestation_fields(id: &SellerId, f: &Fields) -> Result<crate::domain::regist
         .map_err(|_| Violation::new("retention_days", "must be a whole number of days"));
     let retention_days = v.check(retention).unwrap_or(0);
     let [signed_time, effective_time, expire_time] = times;
-    let a = pb::Attestation {
+    let a = AttestationInput {
         seller_id: id.to_string(),
         contract_ref: f.str("contract_ref").to_owned(),
         document_sha256: f.str("document_sha256").trim().to_owned(),
@@ -100,7 +99,6 @@ fn attestation_fields(id: &SellerId, f: &Fields) -> Result<crate::domain::regist
         expire_time,
         signatory: f.str("signatory").to_owned(),
         retention_days,
-        ..Default::default()
     };
     let rename = |mut x: Violation| {
         for (wire, form) in [("signed_time", "signed"), ("effective_time", "effective"), ("expire_time", "expires")] {
@@ -110,18 +108,10 @@ fn attestation_fields(id: &SellerId, f: &Fields) -> Result<crate::domain::regist
         }
         x
     };
-    match convert::attestation_fields(&a, "") {
-        Ok(fields) if v.is_empty() => Ok(fields),
-        Ok(_) => Err(v.into_vec()),
-        Err(more) => {
-            let mut all = v.into_vec();
-            // A date that did not parse is reported once, as the form's own violation.
-            all.extend(more.into_iter().map(rename).filter(|x| {
-                !["signed", "effective", "expires"].contains(&x.field.as_str()) || f.str(&x.field).len() == 10
-            }));
-            Err(all)
-        }
-    }
+    // A date that did not parse is reported once, as the form's own violation.
+    merged(v, a.validate("").map_err(|more| more.into_iter().map(rename).collect()), |x| {
+        !["signed", "effective", "expires"].contains(&x.field.as_str()) || f.str(&x.field).len() == 10
+    })
 }
 
 /// `POST /sellers/{id}/attest`.
@@ -132,10 +122,7 @@ pub async fn submit_attestation(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let id = parse_id(&id)?;
-    let request_id = request_id(&f)?;
+    let (f, id, request_id) = legal_post(&session, &id, &body)?;
     let fields = match attestation_fields(&id, &f) {
         Ok(fields) => fields,
         Err(v) => {
@@ -172,9 +159,7 @@ pub async fn revoke(
     session.require(&[Role::Legal])?;
     let f = posted(&session, &body)?;
     let request_id = request_id(&f)?;
-    let id = convert::text(&id, "attestation_id", 64, true).map_err(|v| Error::Invalid(vec![v]))?;
-    let reason =
-        convert::text(f.str("reason"), "reason", convert::MAX_REASON, true).map_err(|v| Error::Invalid(vec![v]))?;
+    let (id, reason) = input::id_and_reason(&id, "attestation_id", f.str("reason")).map_err(Error::Invalid)?;
     let span = tracing::info_span!("console_revoke_attestation", actor = %session.sub, attestation = %id);
     let (att, _) =
         state.store.revoke_attestation(&session.sub, request_id.as_deref(), &id, &reason).instrument(span).await?;

@@ -1,7 +1,7 @@
 //! Auditors' screens: the change feed with filters (from the event log, with each write's actor),
 //! a seller as it stood at a date or revision (the log replayed, as GetSellerAsOf does), decision
-//! search (seller, caller, outcome, time) over the decision records, verification of the
-//! whole hash chain, and the recipient register as CSV or JSON.
+//! search (seller, caller, outcome, time) over the decision records, and the recipient register as
+//! CSV or JSON. The chain and its checkpoints are [`super::chain`]'s.
 
 use std::sync::Arc;
 
@@ -78,37 +78,19 @@ pub async fn feed(
     Ok(html_page(shell(lang, Some(&session), lang.t("audit"), body)))
 }
 
-/// `GET /audit/chain`: recomputes every hash link of the log.
-pub async fn chain(State(state): State<Arc<ConsoleState>>, session: Session, lang: Lang) -> PageResult {
-    session.require(&[Role::Auditor])?;
-    let report = state.store.verify_chain(1000).await?;
-    let body = html! {
-        h1 { (lang.t("chain")) }
-        @if report.ok { p.flash #chain-ok { (lang.t("chain_ok")) } } @else {
-            p.flash.bad #chain-broken { (lang.t("chain_broken")) ": " (report.first_broken_revision) " — " (report.problem) }
-        }
-        table { tbody {
-            tr { th { (lang.t("revision")) } td { (report.head_revision) } }
-            tr { th { "head" } td.mono { (report.head_hash) } }
-            tr { th { "events" } td { (report.events_checked) } }
-        } }
-    };
-    Ok(html_page(shell(lang, Some(&session), lang.t("chain"), body)))
-}
-
-fn download(kind: &'static str, name: &'static str, body: String) -> axum::response::Response {
+pub(super) fn download(kind: &'static str, name: &'static str, body: String) -> axum::response::Response {
     ([(header::CONTENT_TYPE, kind), (header::CONTENT_DISPOSITION, name)], body).into_response()
 }
 
 /// `GET /audit/register.csv`: one row per recipient and purpose.
 pub async fn register_csv(State(state): State<Arc<ConsoleState>>, session: Session) -> PageResult {
     session.require(&[Role::Auditor])?;
-    let (_, list) = state.register.get(&state.registry).await?;
+    let register = state.register.get(&state.registry).await?;
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = ["seller_id", "legal_name", "privacy_contact", "country", "purpose", "categories", "retention_days"];
     let fail = |e: csv::Error| Error::Internal(format!("cannot write the register: {e}"));
     w.write_record(header).map_err(fail)?;
-    for r in list.iter() {
+    for r in &register.list {
         for p in &r.purposes {
             let cats: Vec<&str> = p.categories.iter().map(|c| c.name()).collect();
             w.write_record([
@@ -134,8 +116,9 @@ pub async fn register_csv(State(state): State<Arc<ConsoleState>>, session: Sessi
 /// `GET /audit/register.json`.
 pub async fn register_json(State(state): State<Arc<ConsoleState>>, session: Session) -> PageResult {
     session.require(&[Role::Auditor])?;
-    let (revision, list) = state.register.get(&state.registry).await?;
-    let entries: Vec<serde_json::Value> = list
+    let register = state.register.get(&state.registry).await?;
+    let entries: Vec<serde_json::Value> = register
+        .list
         .iter()
         .map(|r| {
             serde_json::json!({
@@ -149,7 +132,7 @@ pub async fn register_json(State(state): State<Arc<ConsoleState>>, session: Sess
             })
         })
         .collect();
-    let body = serde_json::json!({ "revision": revision, "recipients": entries }).to_string();
+    let body = serde_json::json!({ "revision": register.revision, "recipients": entries }).to_string();
     Ok(download("application/json", "attachment; filename=\"recipient-register.json\"", body))
 }
 
@@ -206,7 +189,7 @@ pub async fn decisions(
                     td { @if let Some(x) = d.decision { span class={ "badge " (x.name()) } { (x.name()) } } }
                     td { @for (c, why) in &d.outcome.denied { code { (c.name()) } ": " @for r in why { (r.code.name()) " " } br; }
                         @for r in &d.outcome.reasons { (r.code.name()) " " } }
-                    td.num { (d.revision) } td.mono { (d.decision_id) } }
+                    td.num { (d.revision) } td.mono { a.explain href={ "/audit/decisions/" (d.decision_id) } { (d.decision_id) } } }
             } }
         }
     };

@@ -1,6 +1,6 @@
 //! Legal's seller forms, create and edit (a stale etag shows both versions, so nothing typed is
 //! lost), and the helpers every form shares ([`attest`](super::attest), [`orders`](super::orders)).
-//! Fields are validated by the same validators the gRPC edge uses (`grpc::convert`), and their
+//! Fields are validated by the domain's validator (`domain::input`), as the API's are, and their
 //! violations are shown next to each field. Every form carries the session's CSRF token and a
 //! fresh request id, so a re-posted form is applied once.
 
@@ -18,12 +18,11 @@ use super::page::{Fields, PageResult, field_errors, html_page, shell, when};
 use super::session::{Session, random_token};
 use super::text::Lang;
 use crate::auth::Role;
-use crate::domain::registry::{Attestation, Seller, SellerMask, SellerUpdate};
+use crate::domain::input::{self, SellerInput, SellerPatch};
+use crate::domain::registry::{Attestation, Seller};
 use crate::domain::{SellerId, SellerRole, SellerStatus};
 use crate::domain::{Violation, Vocab};
 use crate::error::Error;
-use crate::grpc::convert;
-use crate::pb::v1 as pb;
 
 /// The hidden fields every form carries.
 pub fn hidden(session: &Session) -> Markup {
@@ -45,8 +44,40 @@ pub(super) fn posted(session: &Session, body: &Bytes) -> Result<Fields, Error> {
     Ok(f)
 }
 
+/// A legal write to seller `id`: the role, the form (its CSRF token checked), the seller id and
+/// the form's request id, in that order, so nothing is parsed for a caller who may not write.
+pub(super) fn legal_post(
+    session: &Session,
+    id: &str,
+    body: &Bytes,
+) -> Result<(Fields, SellerId, Option<String>), Error> {
+    session.require(&[Role::Legal])?;
+    let f = posted(session, body)?;
+    let id = parse_id(id)?;
+    let request_id = request_id(&f)?;
+    Ok((f, id, request_id))
+}
+
+/// The validator's verdict on a form, merged with the faults the form itself found reading its
+/// fields (dates); `keep` drops what would only repeat one of those.
+pub(super) fn merged<T>(
+    read: crate::domain::Violations,
+    validated: Result<T, Vec<Violation>>,
+    keep: impl Fn(&Violation) -> bool,
+) -> Result<T, Vec<Violation>> {
+    match validated {
+        Ok(value) if read.is_empty() => Ok(value),
+        Ok(_) => Err(read.into_vec()),
+        Err(more) => {
+            let mut all = read.into_vec();
+            all.extend(more.into_iter().filter(keep));
+            Err(all)
+        }
+    }
+}
+
 pub(super) fn request_id(f: &Fields) -> Result<Option<String>, Error> {
-    convert::request_id(f.str("request_id")).map_err(|v| Error::Invalid(vec![v]))
+    input::request_id(f.str("request_id")).map_err(|v| Error::Invalid(vec![v]))
 }
 
 pub(super) fn text_input(lang: Lang, v: &[Violation], name: &'static str, value: &str, kind: &str) -> Markup {
@@ -57,7 +88,7 @@ pub(super) fn text_input(lang: Lang, v: &[Violation], name: &'static str, value:
     }
 }
 
-fn select<T: Vocab>(lang: Lang, v: &[Violation], name: &'static str, selected: &str) -> Markup {
+pub(super) fn select<T: Vocab>(lang: Lang, v: &[Violation], name: &'static str, selected: &str) -> Markup {
     html! {
         label for=(name) { (lang.t(name)) }
         select id=(name) name=(name) {
@@ -108,10 +139,10 @@ fn seller_as_fields(s: &Seller) -> Fields {
     Fields::parse(out.finish().as_bytes())
 }
 
-/// The form's seller as the wire message the shared validator takes.
-fn pb_seller(id: &str, f: &Fields) -> pb::Seller {
+/// The form's seller as the input the shared validator takes.
+fn seller_input(id: &str, f: &Fields) -> SellerInput {
     let number = |name: &str, n: Option<i32>| if f.str(name).is_empty() { 0 } else { n.unwrap_or(-1) };
-    pb::Seller {
+    SellerInput {
         seller_id: id.to_owned(),
         legal_name: f.str("legal_name").to_owned(),
         country: f.str("country").trim().to_owned(),
@@ -119,7 +150,7 @@ fn pb_seller(id: &str, f: &Fields) -> pb::Seller {
         role: number("role", SellerRole::from_name(f.str("role")).map(Vocab::number)),
         contact_email: f.str("contact_email").trim().to_owned(),
         privacy_contact: f.str("privacy_contact").to_owned(),
-        ..Default::default()
+        etag: f.str("etag").to_owned(),
     }
 }
 
@@ -148,7 +179,7 @@ pub async fn create_seller(
         let body = html! { h1 { (lang.t("new_seller")) } p.flash.bad { (lang.t("fix_fields")) } (seller_form(lang, &session, "/sellers/new", &f, &v, false)) };
         page(lang, &session, "new_seller", StatusCode::BAD_REQUEST, body)
     };
-    let fields = match convert::seller_fields(&pb_seller(f.str("seller_id").trim(), &f), "") {
+    let fields = match seller_input(f.str("seller_id").trim(), &f).validate("") {
         Ok(fields) => fields,
         Err(v) => return invalid(v),
     };
@@ -191,28 +222,21 @@ pub async fn update_seller(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    session.require(&[Role::Legal])?;
-    let f = posted(&session, &body)?;
-    let id = parse_id(&id)?;
-    let request_id = request_id(&f)?;
+    let (f, id, request_id) = legal_post(&session, &id, &body)?;
     let action = format!("/sellers/{id}/edit");
     let mut typed = f.clone();
-    let fields = match convert::seller_fields(&pb_seller(id.as_str(), &f), "") {
-        Ok(fields) => fields,
+    let (stored, _) = current(&state, &id).await?;
+    // The form shows every field, so it patches every field, guarded by its etag.
+    let mut update = match SellerPatch::all(seller_input(id.as_str(), &f)).validate(&stored, "") {
+        Ok(update) => update,
         Err(v) => {
             let body = html! { h1 { (lang.t("edit_seller")) } p.flash.bad { (lang.t("fix_fields")) } (seller_form(lang, &session, &action, &with_id(&typed, &id), &v, true)) };
             return page(lang, &session, "edit_seller", StatusCode::BAD_REQUEST, body);
         }
     };
-    let mask = SellerMask {
-        legal_name: true,
-        country: true,
-        status: true,
-        role: true,
-        contact_email: true,
-        privacy_contact: true,
-    };
-    let update = SellerUpdate { fields, mask, etag: Some(f.str("etag").to_owned()) };
+    // The form was read with an etag, so it always guards: one lost on the way matches nothing,
+    // where the API's empty etag would mean "no guard".
+    update.etag = Some(f.str("etag").to_owned());
     let span = tracing::info_span!("console_update_seller", actor = %session.sub, seller = %id);
     match state.store.update_seller(&session.sub, request_id.as_deref(), update).instrument(span).await {
         Ok(_) => Ok(Redirect::to(&format!("/sellers/{id}")).into_response()),

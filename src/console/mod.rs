@@ -6,20 +6,26 @@
 //! # Layout
 //! - [`session`]: the signed session cookie and CSRF tokens; [`text`]: English and Korean labels.
 //! - [`page`]: the page shell, security headers, form parsing and error pages.
-//! - [`dashboard`], [`sellers`], [`forms`], [`attest`], [`orders`], [`audit`]: the signed-in screens.
+//! - [`dashboard`], [`sellers`], [`forms`], [`attest`], [`orders`], [`audit`], [`chain`], [`explain`],
+//!   [`supervision`], [`import`]: the signed-in
+//!   screens.
 //! - [`recipients`]: the public PIPA 28-8(2) register at `/recipients`.
 //! - [`signin`]: signing in with a pasted token, and out.
 
 pub mod attest;
 pub mod audit;
+pub mod chain;
 pub mod dashboard;
+pub mod explain;
 pub mod forms;
+pub mod import;
 pub mod orders;
 pub mod page;
 pub mod recipients;
 pub mod sellers;
 pub mod session;
 pub mod signin;
+pub mod supervision;
 pub mod text;
 
 use std::future::Future;
@@ -27,6 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
@@ -46,6 +53,10 @@ pub struct ConsoleState {
     pub secure_cookies: bool,
     /// The public register, computed once per registry revision.
     pub register: recipients::Cache,
+    /// The checkpoint signer (`None` with checkpoints off).
+    pub tlog: Option<Arc<crate::tlog::Tlog>>,
+    /// Previewed CSV uploads and their imports.
+    pub imports: import::Jobs,
 }
 
 /// A bound, not yet serving console.
@@ -68,6 +79,12 @@ impl Console {
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(addr = ?self.local_addr(), "console serving");
+        let state = Arc::clone(&self.state);
+        tokio::spawn(async move {
+            if let Err(e) = state.register.warm(&state.registry).await {
+                tracing::warn!(error = %e, "cannot compute the recipient register");
+            }
+        });
         axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await
     }
 }
@@ -86,12 +103,19 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sellers/{id}/asof", get(audit::seller_as_of))
         .route("/sellers/{id}/edit", get(forms::edit_seller).post(forms::update_seller))
         .route("/sellers/{id}/attest", get(attest::new_attestation).post(attest::submit_attestation))
+        .route("/sellers/{id}/supervision", post(supervision::record))
         .route("/attestations/{id}/revoke", post(attest::revoke))
+        .route("/import", get(import::form).post(import::preview).layer(DefaultBodyLimit::max(import::MAX_UPLOAD)))
+        .route("/import/{id}", get(import::show))
+        .route("/import/{id}/run", post(import::run))
+        .route("/import/{id}/progress", get(import::progress))
         .route("/orders", get(orders::orders).post(orders::create_order))
         .route("/orders/{id}/lift", post(orders::lift_order))
         .route("/audit", get(audit::feed))
-        .route("/audit/chain", get(audit::chain))
+        .route("/audit/chain", get(chain::show).post(chain::check))
+        .route("/audit/checkpoint.txt", get(chain::download_checkpoint))
         .route("/audit/decisions", get(audit::decisions))
+        .route("/audit/decisions/{id}", get(explain::show))
         .route("/audit/register.csv", get(audit::register_csv))
         .route("/audit/register.json", get(audit::register_json))
         .route("/recipients", get(recipients::show))

@@ -1,5 +1,5 @@
 //! Suspension orders (PIPA 28-9): the list, issuing one for a seller or a country, and lifting
-//! one with a reason, validated by the gRPC edge's order validator.
+//! one with a reason, validated by the domain's order validator.
 
 use std::sync::Arc;
 
@@ -17,10 +17,9 @@ use super::page::{Fields, PageResult, field_errors, when};
 use super::session::Session;
 use super::text::Lang;
 use crate::auth::Role;
+use crate::domain::input::{self, SuspensionOrderInput};
 use crate::domain::{DataCategory, Violation, Vocab};
 use crate::error::Error;
-use crate::grpc::convert;
-use crate::pb::v1 as pb;
 
 /// `GET /orders`: every suspension order, and (for legal) the form to issue one.
 pub async fn orders(State(state): State<Arc<ConsoleState>>, session: Session, lang: Lang) -> PageResult {
@@ -79,7 +78,7 @@ pub async fn create_order(
     let request_id = request_id(&f)?;
     let target = f.str("scope").trim();
     let is_country = target.len() == 2 && target.bytes().all(|b| b.is_ascii_uppercase());
-    let o = pb::SuspensionOrder {
+    let o = SuspensionOrderInput {
         order_ref: f.str("order_ref").to_owned(),
         seller_id: if is_country { String::new() } else { target.to_owned() },
         country: if is_country { target.to_owned() } else { String::new() },
@@ -89,9 +88,9 @@ pub async fn create_order(
             .map(|n| DataCategory::from_name(n).map_or(-1, Vocab::number))
             .collect(),
         note: f.str("note").to_owned(),
-        ..Default::default()
+        effective_time: None,
     };
-    let fields = match crate::grpc::oversight::order_fields(&o, "") {
+    let fields = match o.validate("") {
         Ok(fields) => fields,
         Err(v) => return orders_page(&state, &session, lang, &f, &v, StatusCode::BAD_REQUEST).await,
     };
@@ -110,9 +109,7 @@ pub async fn lift_order(
     session.require(&[Role::Legal])?;
     let f = posted(&session, &body)?;
     let request_id = request_id(&f)?;
-    let id = convert::text(&id, "order_id", 64, true).map_err(|v| Error::Invalid(vec![v]))?;
-    let reason =
-        convert::text(f.str("reason"), "reason", convert::MAX_REASON, true).map_err(|v| Error::Invalid(vec![v]))?;
+    let (id, reason) = input::id_and_reason(&id, "order_id", f.str("reason")).map_err(Error::Invalid)?;
     state.store.lift_suspension_order(&session.sub, request_id.as_deref(), &id, &reason).await?;
     Ok(Redirect::to("/orders").into_response())
 }

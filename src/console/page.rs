@@ -80,7 +80,7 @@ pub fn shell(lang: Lang, session: Option<&Session>, title: &str, body: Markup) -
                     @if let Some(s) = session {
                         a href="/" { (lang.t("dashboard")) }
                         a href="/sellers" { (lang.t("sellers")) }
-                        @if s.can(&[Role::Legal]) { a href="/sellers/new" { (lang.t("new_seller")) } }
+                        @if s.can(&[Role::Legal]) { a href="/sellers/new" { (lang.t("new_seller")) } a href="/import" { (lang.t("import")) } }
                         a href="/orders" { (lang.t("orders")) }
                         @if s.can(&[Role::Auditor]) {
                             a href="/audit" { (lang.t("audit")) }

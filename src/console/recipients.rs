@@ -1,10 +1,19 @@
 //! The public recipient register (PIPA 28-8(2)) at `/recipients`, with no sign-in: every seller
 //! that may receive buyers' data now, by country, with purposes, categories and retention. The
-//! privacy policy links it, so it is cacheable: the list is computed once per registry revision
-//! (the engine judges every seller, which is CPU work), pages are slices of it, and the ETag names
-//! the revision, so an unchanged registry answers 304.
+//! privacy policy links it, so it must be cheap at 180,000 sellers and cacheable:
+//! - the register is computed once per registry revision (the engine judges every seller, which is
+//!   CPU work), by one background task however many requests arrive meanwhile, and at least every
+//!   [`MAX_AGE`] even without a write, because contracts expire with time alone; a reader waits
+//!   at most [`WAIT`] for a recomputation (a small registry is done by then), else gets the
+//!   previous register, with its own revision in the page and the ETag;
+//! - it is kept sorted by country with an index of each country's range, so a page (all
+//!   countries, or one) is a slice: its cost is the page, not the registry;
+//! - the ETag names the register's build and the slice, and is checked before any page work, so an
+//!   unchanged register answers 304 at once.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -16,47 +25,134 @@ use super::page::{Fields, PageError, html_page, shell};
 use super::text::Lang;
 use crate::domain::replay::compliance::{Recipient, asks, recipient};
 use crate::domain::verify::Context;
-use crate::domain::{Vocab, replay::compliance::RecipientPurpose};
+use crate::domain::{Country, Vocab, replay::compliance::RecipientPurpose};
 use crate::error::Error;
 use crate::snapshot::Registry;
 
 /// Entries per page.
 const PAGE: usize = 200;
+/// Longest a register is served without being recomputed: a contract that expires drops out of it
+/// within this, with no write to the registry.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
 
-/// The register at one revision.
+/// The register as of one build.
+pub struct Register {
+    pub revision: i64,
+    /// Ordered by country, then seller id.
+    pub list: Vec<Recipient>,
+    /// Each country present, with its range in `list`, in list order.
+    pub countries: Vec<(Country, Range<usize>)>,
+    /// Distinguishes two builds at the same revision (in ETags).
+    pub build: u64,
+    built: Instant,
+}
+
+impl Register {
+    /// The entries of `country` (every entry when `None`); empty for a country with none.
+    pub fn of(&self, country: Option<&str>) -> &[Recipient] {
+        match country {
+            None => &self.list,
+            Some(c) => self.countries.iter().find(|(k, _)| k.as_str() == c).map_or(&[], |(_, r)| &self.list[r.clone()]),
+        }
+    }
+}
+
+/// The current register, and the lock that makes one task rebuild it.
+#[derive(Default, Clone)]
+pub struct Cache(Arc<Slots>);
+
 #[derive(Default)]
-pub struct Cache(Mutex<Option<(i64, Arc<Vec<Recipient>>)>>);
+struct Slots {
+    current: Mutex<Option<Arc<Register>>>,
+    building: Arc<tokio::sync::Mutex<()>>,
+    /// Woken when a build is stored.
+    built: tokio::sync::Notify,
+}
+
+/// Longest a reader waits for a recomputation before it is answered with the previous register.
+pub const WAIT: Duration = Duration::from_millis(50);
 
 impl Cache {
-    /// The register at the registry's current revision, computed if not cached yet.
-    pub async fn get(&self, registry: &Arc<Registry>) -> Result<(i64, Arc<Vec<Recipient>>), Error> {
-        let revision = registry.revision();
-        if let Ok(slot) = self.0.lock()
-            && let Some((at, list)) = slot.as_ref()
-            && *at == revision
-        {
-            return Ok((*at, Arc::clone(list)));
+    fn current(&self) -> Option<Arc<Register>> {
+        self.0.current.lock().ok()?.clone()
+    }
+
+    fn is_fresh(r: &Register, registry: &Registry) -> bool {
+        r.revision == registry.revision() && r.built.elapsed() < MAX_AGE
+    }
+
+    /// The register. When the registry moved on (or the register is older than [`MAX_AGE`]) one
+    /// background task recomputes it; a reader waits for it at most [`WAIT`], then is served the
+    /// previous register, so a write never makes a reader of the public page wait for 180,000
+    /// sellers to be judged. The very first build is waited for ([`Cache::warm`] does it when the
+    /// console starts).
+    pub async fn get(&self, registry: &Arc<Registry>) -> Result<Arc<Register>, Error> {
+        match self.current() {
+            Some(r) if Self::is_fresh(&r, registry) => Ok(r),
+            Some(stale) => {
+                // Registered before the build starts, so its end cannot be missed.
+                let built = self.0.built.notified();
+                if let Ok(guard) = Arc::clone(&self.0.building).try_lock_owned() {
+                    let (cache, registry) = (self.clone(), Arc::clone(registry));
+                    tokio::spawn(async move {
+                        if let Err(e) = cache.rebuild(&registry).await {
+                            tracing::warn!(error = %e, "cannot recompute the recipient register");
+                        }
+                        drop(guard);
+                    });
+                }
+                // A small registry is judged within the wait, and the reader sees the write at once.
+                let _ = tokio::time::timeout(WAIT, built).await;
+                Ok(self.current().unwrap_or(stale))
+            }
+            None => {
+                // One build at a time: whoever waited here finds the register the first one made.
+                let _building = self.0.building.lock().await;
+                match self.current() {
+                    Some(r) => Ok(r),
+                    None => self.rebuild(registry).await,
+                }
+            }
         }
+    }
+
+    /// Computes the register now, so that the first reader does not wait for it.
+    pub async fn warm(&self, registry: &Arc<Registry>) -> Result<(), Error> {
+        self.get(registry).await.map(drop)
+    }
+
+    /// Computes the register (the caller holds `building`).
+    async fn rebuild(&self, registry: &Arc<Registry>) -> Result<Arc<Register>, Error> {
+        let build = self.current().map_or(1, |r| r.build + 1);
         let registry = Arc::clone(registry);
-        let (at, list) = tokio::task::spawn_blocking(move || build(&registry))
+        let register = tokio::task::spawn_blocking(move || build_register(&registry, build))
             .await
             .map_err(|e| Error::Internal(format!("the register task failed: {e}")))?;
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some((at, Arc::clone(&list)));
+        let register = Arc::new(register);
+        if let Ok(mut slot) = self.0.current.lock() {
+            *slot = Some(Arc::clone(&register));
         }
-        Ok((at, list))
+        self.0.built.notify_waiters();
+        Ok(register)
     }
 }
 
 /// Judges every seller of the current snapshot; the list is ordered by country, then seller id.
-pub fn build(registry: &Registry) -> (i64, Arc<Vec<Recipient>>) {
+fn build_register(registry: &Registry, build: u64) -> Register {
     let snapshot = registry.snapshot();
     let policy = registry.policy();
     let ctx = Context { policy, orders: &snapshot.orders, now: registry.clock().now(), stale: false };
     let asks = asks(policy);
     let mut list: Vec<Recipient> = snapshot.sellers.values().filter_map(|s| recipient(&ctx, s, &asks)).collect();
     list.sort_unstable_by(|a, b| (a.country, &a.seller_id).cmp(&(b.country, &b.seller_id)));
-    (snapshot.revision, Arc::new(list))
+    let mut countries: Vec<(Country, Range<usize>)> = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        match countries.last_mut() {
+            Some((c, range)) if *c == r.country => range.end = i + 1,
+            _ => countries.push((r.country, i..i + 1)),
+        }
+    }
+    Register { revision: snapshot.revision, list, countries, build, built: Instant::now() }
 }
 
 fn purpose_line(p: &RecipientPurpose) -> String {
@@ -81,9 +177,9 @@ async fn render(state: &ConsoleState, lang: Lang, headers: &HeaderMap, q: Option
     let f = Fields::query(q);
     let page: usize = f.str("page").parse().unwrap_or(0);
     let country = f.str("country").trim().to_uppercase();
-    let (revision, list) = state.register.get(&state.registry).await?;
-    // The representation depends on the revision, the language and the slice asked for.
-    let etag = format!("W/\"r{revision}-{}-{country}-{page}\"", lang.code());
+    let register = state.register.get(&state.registry).await?;
+    // The representation depends on the build, the language and the slice asked for.
+    let etag = format!("W/\"r{}-b{}-{}-{country}-{page}\"", register.revision, register.build, lang.code());
     let cache = [
         (header::ETAG, etag.clone()),
         // Shared caches may keep it, but must revalidate: a revocation shows at once, and an
@@ -98,17 +194,16 @@ async fn render(state: &ConsoleState, lang: Lang, headers: &HeaderMap, q: Option
     if matched {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    let hits: Vec<&Recipient> = list.iter().filter(|r| country.is_empty() || r.country.as_str() == country).collect();
+    let hits = register.of((!country.is_empty()).then_some(country.as_str()));
     let more = hits.len() > (page + 1) * PAGE;
     let shown = hits.iter().skip(page * PAGE).take(PAGE);
-    let mut countries: Vec<_> = list.iter().map(|r| r.country).collect();
-    countries.dedup();
     let link = |p: usize| format!("/recipients?country={country}&page={p}");
     let body = html! {
         h1 { (lang.t("recipients_title")) }
         p { (lang.t("recipients_intro")) }
-        p.muted { (lang.t("revision")) " " (revision) " · " (hits.len()) }
-        p.filters { a href="/recipients" { (lang.t("any")) } @for c in &countries { a href={ "/recipients?country=" (c) } { (c) } } }
+        p.muted { (lang.t("revision")) " " (register.revision) " · " span #recipients-count { (hits.len()) } }
+        p.filters { a href="/recipients" { (lang.t("any")) }
+            @for (c, range) in &register.countries { a href={ "/recipients?country=" (c) } { (c) " " span.muted { (range.len()) } } } }
         table #recipients {
             thead { tr { th { (lang.t("country")) } th { (lang.t("legal_name")) } th { (lang.t("privacy_contact")) }
                 th { (lang.t("purpose")) " · " (lang.t("categories")) " · " (lang.t("retention")) } } }
@@ -119,7 +214,7 @@ async fn render(state: &ConsoleState, lang: Lang, headers: &HeaderMap, q: Option
         }
         div.pager {
             @if page > 0 { a href=(link(page - 1)) { "← " (lang.t("previous")) } }
-            @if more { a href=(link(page + 1)) { (lang.t("next")) " →" } }
+            @if more { a #next-page href=(link(page + 1)) { (lang.t("next")) " →" } }
         }
     };
     let mut res = html_page(shell(lang, None, lang.t("register"), body));

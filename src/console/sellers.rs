@@ -274,7 +274,7 @@ async fn detail_page(
     let mut decisions = state.store.list_decisions(&filter, 500).await?;
     decisions.reverse();
     decisions.truncate(10);
-    let last_supervision = state.registry.snapshot().sellers.get(&id).and_then(|s| s.last_supervision);
+    let supervision = super::supervision::recorded(&history)?;
     let body = html! {
         h1 { (seller.legal_name) " " span.muted { code { (seller.seller_id) } } }
         (fields_card(lang, session, &seller))
@@ -291,7 +291,8 @@ async fn detail_page(
         ul { @for o in &orders { li { strong { (o.order_ref) } " — " (scope(&o.scope)) " · " (when(o.effective_time))
             @if o.lifted { " " span.badge { "lifted" } } } } }
         h2 { (lang.t("supervision")) }
-        p #supervision { @if let Some(t) = last_supervision { (when(t)) } @else { span.muted { (lang.t("none")) } } }
+        (super::supervision::table(lang, &supervision))
+        @if session.can(&[Role::Legal]) { (super::supervision::form(lang, session, &id, &Fields::default(), &[])) }
         h2 { (lang.t("recent_decisions")) }
         @if decisions.is_empty() { p.muted { (lang.t("none")) } }
         table { tbody { @for d in &decisions {

@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod fold;
 pub mod ids;
+pub mod input;
 pub mod invalid;
 pub mod merkle;
 pub mod note;

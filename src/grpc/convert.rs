@@ -1,88 +1,34 @@
-//! Proto ⇄ domain, at the edge, once. Requests are validated whole: every violation is reported with
-//! the field's path, and nothing reaches the store unless all of it is valid.
+//! Proto ⇄ domain, at the edge, once. A message is mapped onto the domain's plain input
+//! ([`crate::domain::input`]), which validates it whole: every violation is reported with the field's
+//! path, and nothing reaches the store unless all of it is valid. Only the mapping lives here.
 
 use prost_types::Timestamp as PbTimestamp;
 
-use crate::domain::ids::check_display_text;
-use crate::domain::registry::{Attestation, AttestationFields, Seller, SellerFields};
+use crate::domain::input::{
+    AttestationInput, SellerInput, SupervisionInput, SuspensionOrderInput, TimeInput, VerifyInput,
+};
+pub use crate::domain::input::{
+    MAX_EMAIL, MAX_NAME, MAX_REASON, MAX_REF, MAX_REQUEST_ID, MAX_RETENTION_DAYS, MAX_SIGNED_TIME_SKEW_SECONDS, list,
+    one, path, request_id, text,
+};
+use crate::domain::registry::{
+    Attestation, AttestationFields, Seller, SellerFields, SupervisionFields, SuspensionOrderFields,
+};
 use crate::domain::verify::{Decided, VerifyRequest};
-use crate::domain::{Country, DocumentSha256, SellerId, SellerStatus, Timestamp, Violation, Violations, Vocab};
+use crate::domain::{Timestamp, Violation, Vocab};
 use crate::pb::v1 as pb;
 
-/// Bounds on free-text fields (characters).
-pub const MAX_NAME: usize = 512;
-pub const MAX_EMAIL: usize = 320;
-pub const MAX_REF: usize = 256;
-pub const MAX_REASON: usize = 1024;
-pub const MAX_REQUEST_ID: usize = 128;
-/// Bound on a contract's own retention: 100 years.
-pub const MAX_RETENTION_DAYS: u32 = 36_500;
-
-/// `prefix.field`, or `field` at the top level.
-pub fn path(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
+fn time_input(t: Option<&PbTimestamp>) -> Option<TimeInput> {
+    t.map(|t| TimeInput { seconds: t.seconds, nanos: t.nanos })
 }
 
-/// How far in the future a contract's `signed_time` may lie: the submitting client's clock may run
-/// ahead of ours by this much. Beyond it the contract is not signed yet, and an attestation of an
-/// unsigned contract must never become a basis for ALLOW.
-pub const MAX_SIGNED_TIME_SKEW_SECONDS: i64 = 60;
-
-/// A required or optional bounded string, free of control, invisible and bidi formatting
-/// characters ([`check_display_text`]): free text here is shown to buyers, legal and auditors.
-pub fn text(value: &str, field: &str, max: usize, required: bool) -> Result<String, Violation> {
-    if required && value.trim().is_empty() {
-        return Err(Violation::new(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(Violation::new(field, format!("must be at most {max} characters")));
-    }
-    check_display_text(value).map_err(|why| Violation::new(field, why))?;
-    Ok(value.to_owned())
-}
-
-/// An optional request id: a retried write with the same id is applied once.
-pub fn request_id(value: &str) -> Result<Option<String>, Violation> {
-    let id = text(value, "request_id", MAX_REQUEST_ID, false)?;
-    Ok((!id.is_empty()).then_some(id))
-}
-
-/// A required enum value: not UNSPECIFIED, and a number the contract defines.
-pub fn one<T: Vocab>(value: i32, field: &str) -> Result<T, Violation> {
-    if value == 0 {
-        return Err(Violation::new(field, "must be specified"));
-    }
-    T::from_number(value).ok_or_else(|| Violation::new(field, format!("{value} is not a known {}", T::KIND)))
-}
-
-/// A list of enum values: each valid, none repeated, at least one when `required`.
-pub fn list<T: Vocab>(values: &[i32], field: &str, required: bool, out: &mut Violations) -> Vec<T> {
-    if required && values.is_empty() {
-        out.push(Violation::new(field, "must list at least one value"));
-    }
-    if values.len() > T::ALL.len() {
-        out.push(Violation::new(field, format!("must list at most {} values", T::ALL.len())));
-        return Vec::new();
-    }
-    let mut seen = Vec::with_capacity(values.len());
-    for (i, &v) in values.iter().enumerate() {
-        let at = format!("{field}[{i}]");
-        if let Some(value) = out.check(one::<T>(v, &at)) {
-            if seen.contains(&value) {
-                out.push(Violation::new(at, format!("repeats {}", value.name())));
-            } else {
-                seen.push(value);
-            }
-        }
-    }
-    seen
+fn pb_time_input(t: Option<TimeInput>) -> Option<PbTimestamp> {
+    t.map(|t| PbTimestamp { seconds: t.seconds, nanos: t.nanos })
 }
 
 /// A timestamp within the wire format's range (years 1 to 9999).
 pub fn time(value: Option<&PbTimestamp>, field: &str) -> Result<Timestamp, Violation> {
-    let t = value.ok_or_else(|| Violation::new(field, "must be set"))?;
-    Timestamp::from_parts(t.seconds, t.nanos)
-        .ok_or_else(|| Violation::new(field, "must be between 0001-01-01 and 9999-12-31 with nanos in 0..1e9"))
+    crate::domain::input::time(time_input(value), field)
 }
 
 /// A domain timestamp on the wire.
@@ -91,143 +37,125 @@ pub fn pb_time(t: Timestamp) -> Option<PbTimestamp> {
     Some(PbTimestamp { seconds, nanos })
 }
 
-fn country(value: &str, field: &str) -> Result<Country, Violation> {
-    Country::parse(value).map_err(|why| Violation::new(field, why))
+/// A seller message as the domain's input.
+pub fn seller_input(s: &pb::Seller) -> SellerInput {
+    SellerInput {
+        seller_id: s.seller_id.clone(),
+        legal_name: s.legal_name.clone(),
+        country: s.country.clone(),
+        status: s.status,
+        role: s.role,
+        contact_email: s.contact_email.clone(),
+        privacy_contact: s.privacy_contact.clone(),
+        etag: s.etag.clone(),
+    }
+}
+
+/// A seller input as the message a client sends (`safeguard import --grpc`).
+pub fn pb_seller_input(s: SellerInput) -> pb::Seller {
+    pb::Seller {
+        seller_id: s.seller_id,
+        legal_name: s.legal_name,
+        country: s.country,
+        status: s.status,
+        role: s.role,
+        contact_email: s.contact_email,
+        privacy_contact: s.privacy_contact,
+        etag: s.etag,
+        ..Default::default()
+    }
+}
+
+/// An attestation message as the domain's input; server-assigned fields are dropped.
+pub fn attestation_input(a: &pb::Attestation) -> AttestationInput {
+    AttestationInput {
+        seller_id: a.seller_id.clone(),
+        contract_ref: a.contract_ref.clone(),
+        document_sha256: a.document_sha256.clone(),
+        clauses: a.clauses.clone(),
+        purposes: a.purposes.clone(),
+        categories: a.categories.clone(),
+        signed_time: time_input(a.signed_time.as_ref()),
+        effective_time: time_input(a.effective_time.as_ref()),
+        expire_time: time_input(a.expire_time.as_ref()),
+        signatory: a.signatory.clone(),
+        retention_days: a.retention_days,
+    }
+}
+
+/// An attestation input as the message a client sends.
+pub fn pb_attestation_input(a: AttestationInput) -> pb::Attestation {
+    pb::Attestation {
+        seller_id: a.seller_id,
+        contract_ref: a.contract_ref,
+        document_sha256: a.document_sha256,
+        clauses: a.clauses,
+        purposes: a.purposes,
+        categories: a.categories,
+        signed_time: pb_time_input(a.signed_time),
+        effective_time: pb_time_input(a.effective_time),
+        expire_time: pb_time_input(a.expire_time),
+        signatory: a.signatory,
+        retention_days: a.retention_days,
+        ..Default::default()
+    }
 }
 
 /// The fields legal writes of a seller. `status` UNSPECIFIED defaults to ACTIVE.
 pub fn seller_fields(s: &pb::Seller, prefix: &str) -> Result<SellerFields, Vec<Violation>> {
-    let mut v = Violations::new();
-    let seller_id = v.check(SellerId::parse_field(&s.seller_id, &path(prefix, "seller_id")));
-    let legal_name = v.check(text(&s.legal_name, &path(prefix, "legal_name"), MAX_NAME, true));
-    let country = v.check(country(&s.country, &path(prefix, "country")));
-    let status =
-        if s.status == 0 { Some(SellerStatus::Active) } else { v.check(one(s.status, &path(prefix, "status"))) };
-    let role = v.check(one(s.role, &path(prefix, "role")));
-    let contact_email = v.check(email(&s.contact_email, &path(prefix, "contact_email")));
-    let privacy_contact = v.check(text(&s.privacy_contact, &path(prefix, "privacy_contact"), MAX_NAME, true));
-    match (seller_id, legal_name, country, status, role, contact_email, privacy_contact) {
-        (
-            Some(seller_id),
-            Some(legal_name),
-            Some(country),
-            Some(status),
-            Some(role),
-            Some(contact_email),
-            Some(privacy_contact),
-        ) if v.is_empty() => {
-            Ok(SellerFields { seller_id, legal_name, country, status, role, contact_email, privacy_contact })
-        }
-        _ => Err(v.into_vec()),
-    }
+    seller_input(s).validate(prefix)
 }
 
-fn email(value: &str, field: &str) -> Result<String, Violation> {
-    let e = text(value, field, MAX_EMAIL, true)?;
-    match e.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace) => Ok(e),
-        _ => Err(Violation::new(field, "must be an email address")),
-    }
-}
-
-/// The fields legal submits of an attestation; server-assigned fields are ignored. A `signed_time`
-/// more than [`MAX_SIGNED_TIME_SKEW_SECONDS`] ahead of now is refused: the contract is not signed.
+/// The fields legal submits of an attestation; server-assigned fields are ignored.
 pub fn attestation_fields(a: &pb::Attestation, prefix: &str) -> Result<AttestationFields, Vec<Violation>> {
-    let now = Timestamp::now();
-    let mut v = Violations::new();
-    let seller_id = v.check(SellerId::parse_field(&a.seller_id, &path(prefix, "seller_id")));
-    let contract_ref = v.check(text(&a.contract_ref, &path(prefix, "contract_ref"), MAX_REF, true));
-    let document_sha256 = v.check(
-        DocumentSha256::parse(&a.document_sha256).map_err(|why| Violation::new(path(prefix, "document_sha256"), why)),
-    );
-    let clauses = list(&a.clauses, &path(prefix, "clauses"), true, &mut v);
-    let purposes = list(&a.purposes, &path(prefix, "purposes"), true, &mut v);
-    let categories = list(&a.categories, &path(prefix, "categories"), true, &mut v);
-    let signed_time = v.check(time(a.signed_time.as_ref(), &path(prefix, "signed_time")).and_then(|t| {
-        if t > now.plus_seconds(MAX_SIGNED_TIME_SKEW_SECONDS) {
-            Err(Violation::new(
-                path(prefix, "signed_time"),
-                "must not be in the future: the contract is not signed yet",
-            ))
-        } else {
-            Ok(t)
-        }
-    }));
-    let effective_time = v.check(time(a.effective_time.as_ref(), &path(prefix, "effective_time")));
-    let expire_time = v.check(time(a.expire_time.as_ref(), &path(prefix, "expire_time")));
-    if let (Some(from), Some(until)) = (effective_time, expire_time)
-        && from >= until
-    {
-        v.push(Violation::new(path(prefix, "expire_time"), "must be after effective_time"));
+    attestation_input(a).validate(prefix)
+}
+
+/// The fields of a suspension order.
+pub fn order_fields(o: &pb::SuspensionOrder, prefix: &str) -> Result<SuspensionOrderFields, Vec<Violation>> {
+    SuspensionOrderInput {
+        order_ref: o.order_ref.clone(),
+        seller_id: o.seller_id.clone(),
+        country: o.country.clone(),
+        categories: o.categories.clone(),
+        effective_time: time_input(o.effective_time.as_ref()),
+        note: o.note.clone(),
     }
-    let signatory = v.check(text(&a.signatory, &path(prefix, "signatory"), MAX_NAME, true));
-    if a.retention_days > MAX_RETENTION_DAYS {
-        v.push(Violation::new(path(prefix, "retention_days"), format!("must be at most {MAX_RETENTION_DAYS}")));
+    .validate(prefix)
+}
+
+/// The fields of supervision evidence.
+pub fn supervision_fields(s: &pb::Supervision, prefix: &str) -> Result<SupervisionFields, Vec<Violation>> {
+    SupervisionInput {
+        seller_id: s.seller_id.clone(),
+        kind: s.kind,
+        time: time_input(s.time.as_ref()),
+        evidence_sha256: s.evidence_sha256.clone(),
+        note: s.note.clone(),
     }
-    match (seller_id, contract_ref, document_sha256, signed_time, effective_time, expire_time, signatory) {
-        (
-            Some(seller_id),
-            Some(contract_ref),
-            Some(document_sha256),
-            Some(signed_time),
-            Some(effective_time),
-            Some(expire_time),
-            Some(signatory),
-        ) if v.is_empty() => Ok(AttestationFields {
-            seller_id,
-            contract_ref,
-            document_sha256,
-            clauses,
-            purposes,
-            categories,
-            signed_time,
-            effective_time,
-            expire_time,
-            signatory,
-            retention_days: a.retention_days,
-        }),
-        _ => Err(v.into_vec()),
-    }
+    .validate(prefix)
 }
 
 /// A VerifySeller request. A missing basis is well formed (decided as BASIS_MISSING).
 pub fn verify_request(r: &pb::VerifySellerRequest, prefix: &str) -> Result<VerifyRequest, Vec<Violation>> {
-    let mut v = Violations::new();
-    let seller_id = v.check(SellerId::parse_field(&r.seller_id, &path(prefix, "seller_id")));
-    let categories = list(&r.categories, &path(prefix, "categories"), true, &mut v);
-    let purpose = v.check(one(r.purpose, &path(prefix, "purpose")));
-    let basis = if r.basis == 0 { None } else { v.check(one(r.basis, &path(prefix, "basis"))) };
-    let evidence = v.check(text(&r.basis_evidence_ref, &path(prefix, "basis_evidence_ref"), MAX_REF, false));
-    if r.min_revision < 0 {
-        v.push(Violation::new(path(prefix, "min_revision"), "must not be negative"));
+    VerifyInput {
+        seller_id: r.seller_id.clone(),
+        categories: r.categories.clone(),
+        purpose: r.purpose,
+        basis: r.basis,
+        basis_evidence_ref: r.basis_evidence_ref.clone(),
+        min_revision: r.min_revision,
     }
-    match (seller_id, purpose, evidence) {
-        (Some(seller_id), Some(purpose), Some(basis_evidence_ref)) if v.is_empty() => Ok(VerifyRequest {
-            seller_id,
-            categories,
-            purpose,
-            basis,
-            basis_evidence_ref,
-            min_revision: r.min_revision,
-        }),
-        _ => Err(v.into_vec()),
-    }
+    .validate(prefix)
 }
 
 /// A seller on the wire.
 pub fn pb_seller(s: &Seller) -> pb::Seller {
     pb::Seller {
-        seller_id: s.seller_id.to_string(),
-        legal_name: s.legal_name.clone(),
-        country: s.country.to_string(),
-        status: s.status.number(),
-        role: s.role.number(),
-        contact_email: s.contact_email.clone(),
-        privacy_contact: s.privacy_contact.clone(),
-        etag: s.etag(),
         revision: s.revision,
         create_time: pb_time(s.create_time),
         update_time: pb_time(s.update_time),
+        ..pb_seller_input(SellerInput::of(s))
     }
 }
 
@@ -239,21 +167,11 @@ fn numbers<T: Vocab>(values: &[T]) -> Vec<i32> {
 pub fn pb_attestation(a: &Attestation) -> pb::Attestation {
     pb::Attestation {
         attestation_id: a.attestation_id.clone(),
-        seller_id: a.seller_id.to_string(),
-        contract_ref: a.contract_ref.clone(),
-        document_sha256: a.document_sha256.as_str().to_owned(),
-        clauses: numbers(&a.clauses),
-        purposes: numbers(&a.purposes),
-        categories: numbers(&a.categories),
-        signed_time: pb_time(a.signed_time),
-        effective_time: pb_time(a.effective_time),
-        expire_time: pb_time(a.expire_time),
-        signatory: a.signatory.clone(),
-        retention_days: a.retention_days,
         state: a.state.number(),
         revoke_reason: a.revoke_reason.clone(),
         submitted_by: a.submitted_by.clone(),
         revision: a.revision,
+        ..pb_attestation_input(AttestationInput::of(a))
     }
 }
 
@@ -303,10 +221,7 @@ pub fn pb_decision(
 /// A seller item of an import: as [`seller_fields`], but an UNSPECIFIED status means "keep the
 /// existing seller's status" rather than ACTIVE, and an etag, when given, must be current.
 pub fn seller_import(s: &pb::Seller, prefix: &str) -> Result<crate::store::SellerImport, Vec<Violation>> {
-    let fields = seller_fields(s, prefix)?;
-    Ok(crate::store::SellerImport {
-        fields,
-        status_given: s.status != 0,
-        etag: (!s.etag.is_empty()).then(|| s.etag.clone()),
-    })
+    let input = seller_input(s);
+    let fields = input.validate(prefix)?;
+    Ok(crate::store::SellerImport { fields, status_given: input.status_given(), etag: input.etag() })
 }

@@ -1,66 +1,17 @@
 //! RegistryService's oversight RPCs: suspension orders (PIPA 28-9) and supervision evidence
-//! (PIPA 26(4)). Converted and validated here; the trait methods in `registry.rs` delegate.
+//! (PIPA 26(4)). Mapped here and validated by `domain::input`; the trait methods in `registry.rs` delegate.
 
 use tonic::{Request, Response};
 use tracing::Instrument;
 
 use super::Shared;
-use super::convert::{self, MAX_REASON, MAX_REF, path, pb_time, text, time};
+use super::convert::{self, MAX_REASON, pb_time, text};
 use crate::auth::{Role, authorize};
-use crate::domain::registry::{Supervision, SupervisionFields, SuspensionOrder, SuspensionOrderFields};
+use crate::domain::registry::{Supervision, SuspensionOrder};
 use crate::domain::verify::SuspensionScope;
-use crate::domain::{Country, DocumentSha256, SellerId, Timestamp, Violation, Violations, Vocab};
+use crate::domain::{Violations, Vocab};
 use crate::error::{Error, Result};
 use crate::pb::v1 as pb;
-
-/// The fields of a suspension order, validated whole.
-pub fn order_fields(o: &pb::SuspensionOrder, prefix: &str) -> Result<SuspensionOrderFields, Vec<Violation>> {
-    let mut v = Violations::new();
-    let order_ref = v.check(text(&o.order_ref, &path(prefix, "order_ref"), MAX_REF, true));
-    let scope = match (o.seller_id.is_empty(), o.country.is_empty()) {
-        (false, true) => {
-            v.check(SellerId::parse_field(&o.seller_id, &path(prefix, "seller_id")).map(SuspensionScope::Seller))
-        }
-        (true, false) => v.check(
-            Country::parse(&o.country)
-                .map(SuspensionScope::Country)
-                .map_err(|why| Violation::new(path(prefix, "country"), why)),
-        ),
-        _ => {
-            v.push(Violation::new(path(prefix, "seller_id"), "exactly one of seller_id and country must be set"));
-            None
-        }
-    };
-    let categories = convert::list(&o.categories, &path(prefix, "categories"), false, &mut v);
-    let effective_time = match &o.effective_time {
-        None => Some(Timestamp::now()),
-        Some(t) => v.check(time(Some(t), &path(prefix, "effective_time"))),
-    };
-    let note = v.check(text(&o.note, &path(prefix, "note"), MAX_REASON, false));
-    match (order_ref, scope, effective_time, note) {
-        (Some(order_ref), Some(scope), Some(effective_time), Some(note)) if v.is_empty() => {
-            Ok(SuspensionOrderFields { order_ref, scope, categories, effective_time, note })
-        }
-        _ => Err(v.into_vec()),
-    }
-}
-
-fn supervision_fields(s: &pb::Supervision, prefix: &str) -> Result<SupervisionFields, Vec<Violation>> {
-    let mut v = Violations::new();
-    let seller_id = v.check(SellerId::parse_field(&s.seller_id, &path(prefix, "seller_id")));
-    let kind = v.check(convert::one(s.kind, &path(prefix, "kind")));
-    let at = v.check(time(s.time.as_ref(), &path(prefix, "time")));
-    let evidence = v.check(
-        DocumentSha256::parse(&s.evidence_sha256).map_err(|why| Violation::new(path(prefix, "evidence_sha256"), why)),
-    );
-    let note = v.check(text(&s.note, &path(prefix, "note"), MAX_REASON, false));
-    match (seller_id, kind, at, evidence, note) {
-        (Some(seller_id), Some(kind), Some(time), Some(evidence_sha256), Some(note)) if v.is_empty() => {
-            Ok(SupervisionFields { seller_id, kind, time, evidence_sha256, note })
-        }
-        _ => Err(v.into_vec()),
-    }
-}
 
 /// A suspension order on the wire.
 pub fn pb_order(o: &SuspensionOrder) -> pb::SuspensionOrder {
@@ -106,7 +57,7 @@ pub async fn create_order(
     let req = request.into_inner();
     let request_id = convert::request_id(&req.request_id)?;
     let order = req.order.ok_or_else(|| Error::invalid("order", "must be set"))?;
-    let fields = order_fields(&order, "order").map_err(Error::Invalid)?;
+    let fields = convert::order_fields(&order, "order").map_err(Error::Invalid)?;
     let span = tracing::info_span!("create_suspension_order", %actor, order_ref = %fields.order_ref);
     let (order, revision) =
         shared.store.create_suspension_order(&actor, request_id.as_deref(), fields).instrument(span).await?;
@@ -149,7 +100,7 @@ pub async fn record_supervision(
     let req = request.into_inner();
     let request_id = convert::request_id(&req.request_id)?;
     let s = req.supervision.ok_or_else(|| Error::invalid("supervision", "must be set"))?;
-    let fields = supervision_fields(&s, "supervision").map_err(Error::Invalid)?;
+    let fields = convert::supervision_fields(&s, "supervision").map_err(Error::Invalid)?;
     let span = tracing::info_span!("record_supervision", %actor, seller = %fields.seller_id);
     let (record, revision) =
         shared.store.record_supervision(&actor, request_id.as_deref(), fields).instrument(span).await?;

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::{Shared, convert};
 use crate::auth::{Role, authorize};
-use crate::domain::registry::{SellerMask, SellerUpdate};
+use crate::domain::input::SellerPatch;
 use crate::domain::{Country, SellerId, SellerStatus, Violation};
 use crate::error::{Error, Result};
 use crate::pb::v1 as pb;
@@ -59,32 +59,6 @@ fn decode_token(raw: &str, req: &pb::ListSellersRequest) -> Result<Option<Seller
 fn encode_token(after: &SellerId, req: &pb::ListSellersRequest) -> String {
     let token = PageToken { after: after.to_string(), country: req.country.clone(), status: req.status };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
-}
-
-fn seller_mask(mask: Option<&prost_types::FieldMask>) -> Result<SellerMask> {
-    let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
-    if paths.is_empty() {
-        return Err(Error::invalid("update_mask", "must name at least one field"));
-    }
-    let mut m = SellerMask::default();
-    for (i, p) in paths.iter().enumerate() {
-        let slot = match p.as_str() {
-            "legal_name" => &mut m.legal_name,
-            "country" => &mut m.country,
-            "status" => &mut m.status,
-            "role" => &mut m.role,
-            "contact_email" => &mut m.contact_email,
-            "privacy_contact" => &mut m.privacy_contact,
-            other => {
-                return Err(Error::invalid(
-                    format!("update_mask.paths[{i}]"),
-                    format!("{other:?} is not an updatable seller field"),
-                ));
-            }
-        };
-        *slot = true;
-    }
-    Ok(m)
 }
 
 fn import_item(req: pb::ImportSellersRequest, index: i64) -> Result<ImportItem, Vec<ImportRowError>> {
@@ -189,34 +163,15 @@ impl RegistryService for RegistryApi {
         let req = request.into_inner();
         let request_id = convert::request_id(&req.request_id).map_err(Error::from)?;
         let seller = req.seller.ok_or_else(|| Error::invalid("seller", "must be set"))?;
-        let mask = seller_mask(req.update_mask.as_ref())?;
-        // Validate only the fields the mask names; the rest of `seller` may be empty.
-        let id = SellerId::parse_field(&seller.seller_id, "seller.seller_id").map_err(Error::from)?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        let patch =
+            SellerPatch::from_paths(convert::seller_input(&seller), &paths, "update_mask").map_err(Error::from)?;
+        let id = patch.seller_id("seller").map_err(Error::from)?;
         let current =
             self.shared.store.get_seller(&id).await?.ok_or_else(|| Error::NotFound(format!("seller {id}")))?.0;
-        let mut probe = convert::pb_seller(&current);
-        let pick = |on: bool, new: &str, old: &mut String| {
-            if on {
-                *old = new.to_owned();
-            }
-        };
-        pick(mask.legal_name, &seller.legal_name, &mut probe.legal_name);
-        pick(mask.country, &seller.country, &mut probe.country);
-        pick(mask.contact_email, &seller.contact_email, &mut probe.contact_email);
-        pick(mask.privacy_contact, &seller.privacy_contact, &mut probe.privacy_contact);
-        if mask.status {
-            probe.status = seller.status;
-            if seller.status == 0 {
-                return Err(Error::invalid("seller.status", "must be specified").into());
-            }
-        }
-        if mask.role {
-            probe.role = seller.role;
-        }
-        let fields = convert::seller_fields(&probe, "seller").map_err(Error::Invalid)?;
-        let etag = (!seller.etag.is_empty()).then(|| seller.etag.clone());
+        // Only the masked fields are validated from the message; the rest of `seller` may be empty.
+        let update = patch.validate(&current, "seller").map_err(Error::Invalid)?;
         let span = tracing::info_span!("update_seller", %actor, seller = %id);
-        let update = SellerUpdate { fields, mask, etag };
         let (seller, revision) =
             self.shared.store.update_seller(&actor, request_id.as_deref(), update).instrument(span).await?;
         Ok(Response::new(pb::UpdateSellerResponse { seller: Some(convert::pb_seller(&seller)), revision }))

@@ -2,6 +2,8 @@
 //! plain HTTP, against the real server on 127.0.0.1:0, on SQLite and PostgreSQL. Without
 //! chromedriver the browser tests fail when CI=true and are skipped otherwise.
 
+mod browser;
+mod flows;
 mod http;
 
 use std::path::PathBuf;

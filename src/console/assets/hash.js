@@ -23,3 +23,11 @@ document.addEventListener("DOMContentLoaded", () => {
     history.replaceState(null, "", window.location.pathname);
   }
 });
+// A CSV chosen for import is read here and put into the form's text area: the text is what is sent.
+document.addEventListener("change", async (event) => {
+  const input = event.target;
+  if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.dataset.readInto) return;
+  const target = document.getElementById(input.dataset.readInto);
+  const file = input.files && input.files[0];
+  if (target && file) target.value = await file.text();
+});

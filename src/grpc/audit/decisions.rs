@@ -6,9 +6,7 @@ use tonic::{Request, Response};
 use super::{decode_token, done, encode_token, fingerprint, page_size, time_part, time_range};
 use crate::auth::{Role, authorize};
 use crate::domain::record::DecisionRecord;
-use crate::domain::registry::RegistryChange;
-use crate::domain::replay::SellerReplay;
-use crate::domain::verify::{Context, Decided, Reason, decide};
+use crate::domain::verify::Reason;
 use crate::domain::{Decision, SellerId, Violation, Violations, Vocab};
 use crate::error::{Error, Result};
 use crate::grpc::Shared;
@@ -43,22 +41,9 @@ pub async fn explain(
     done(v)?;
     let (Some(verify), Some(at)) = (inner, at) else { return Err(Error::invalid("request", "must be set")) };
 
-    // The registry as a replica had it at `at`: every event up to the last revision written by
-    // then. min_revision is a freshness demand on a live replica and means nothing in a replay.
-    let revision = shared.store.revision_at(at).await?;
-    let mut replay = SellerReplay::new(verify.seller_id.clone());
-    for e in shared.store.replay_events(&verify.seller_id, revision, true).await? {
-        let change = RegistryChange::from_event(&e.kind, &e.payload)
-            .map_err(|why| Error::Internal(format!("registry event {}: {why}", e.revision)))?;
-        replay.apply(e.revision, &change);
-    }
     let policy = shared.registry.policy();
-    let orders = replay.order_views();
-    // A replay is made from the log itself, so it can never be stale.
-    let ctx = Context { policy, orders: &orders, now: at, stale: false };
-    let seller = replay.view();
-    let verdict = decide(&ctx, seller.as_ref(), &verify);
-    let decided = Decided { verdict, revision, now: at };
+    let decided = crate::audit::explain(&shared.store, policy, &verify, at).await?;
+    let revision = decided.revision;
     let decision_id = format!("{EXPLAIN_PREFIX}{}", uuid::Uuid::now_v7());
     Ok(Response::new(pb::ExplainDecisionResponse {
         response: Some(convert::pb_decision(&verify, &decided, &policy.version, decision_id)),

@@ -6,19 +6,16 @@ use std::sync::Arc;
 
 use tonic::{Request, Response};
 
+use crate::audit::TrustedCheck;
 use crate::auth::{Role, authorize};
 use crate::domain::chain::{EventFields, leaf_bytes};
 use crate::domain::merkle::leaf_hash;
-use crate::domain::note::Checkpoint;
 use crate::domain::proof_file::TlogProof;
 use crate::error::{Error, Result};
 use crate::grpc::Shared;
 use crate::pb::v1 as pb;
 use crate::store::merkle::REGISTRY_LOG;
 use crate::tlog::{Signed, Tlog};
-
-/// Events read per query while recomputing a root.
-const ROOT_PAGE: u64 = 5000;
 
 fn tlog(shared: &Shared) -> Result<&Arc<Tlog>> {
     shared
@@ -149,57 +146,7 @@ pub async fn consistency(
     }))
 }
 
-/// What the log says against a kept checkpoint.
-pub struct TrustedCheck {
-    pub size: i64,
-    pub consistent: bool,
-    /// The first revision whose event no longer hashes to the leaf written for it, if known.
-    pub first_bad: Option<i64>,
-    pub problem: String,
-}
-
-/// Checks today's log against `note`, a checkpoint the auditor kept: it must verify with this
-/// service's key, and the first `size` events, rehashed, must give its root.
+/// Checks today's log against `note`, a checkpoint the auditor kept ([`crate::audit::check_trusted`]).
 pub async fn check_trusted(shared: &Shared, note: &str) -> Result<TrustedCheck> {
-    let tlog = tlog(shared)?;
-    let checkpoint = Checkpoint::open(note, tlog.verifier())
-        .map_err(|e| Error::invalid("trusted_checkpoint", format!("refused: {e}")))?;
-    if checkpoint.origin != tlog.origin() {
-        return Err(Error::invalid(
-            "trusted_checkpoint",
-            format!("is for log {:?}, this service signs {:?}", checkpoint.origin, tlog.origin()),
-        ));
-    }
-    let size = checkpoint.size as i64;
-    let (head, _) = shared.store.head().await?;
-    if head < size {
-        return Ok(TrustedCheck {
-            size,
-            consistent: false,
-            first_bad: Some(head + 1),
-            problem: format!("the log has {head} events, the trusted checkpoint {size}: it was truncated"),
-        });
-    }
-    let (root, first_bad) = match shared.store.recompute_registry_root(checkpoint.size, ROOT_PAGE).await {
-        Ok(r) => r,
-        Err(Error::FailedPrecondition(problem)) => {
-            return Ok(TrustedCheck { size, consistent: false, first_bad: None, problem });
-        }
-        Err(e) => return Err(e),
-    };
-    if root == checkpoint.root {
-        return Ok(TrustedCheck { size, consistent: true, first_bad: None, problem: String::new() });
-    }
-    let at =
-        first_bad.map(|r| format!(" (revision {r} no longer hashes to the leaf written for it)")).unwrap_or_default();
-    Ok(TrustedCheck {
-        size,
-        consistent: false,
-        first_bad,
-        problem: format!(
-            "the first {size} events hash to root {}, the trusted checkpoint says {}: history was rewritten{at}",
-            hex::encode(root),
-            hex::encode(checkpoint.root)
-        ),
-    })
+    crate::audit::check_trusted(&shared.store, tlog(shared)?, note, "trusted_checkpoint").await
 }

@@ -12,7 +12,7 @@ use crate::both;
 use crate::harness::{TestApp, seller, token};
 
 /// One HTTP/1.1 exchange: status, headers (lower-case names), body.
-async fn http(
+pub(super) async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -50,7 +50,7 @@ fn cookie_pair(set_cookie: &str) -> String {
 }
 
 /// Signs in over HTTP and returns the session cookie (`sg_session=…`) and the session's CSRF token.
-async fn http_sign_in(addr: SocketAddr, token: &str) -> (String, String) {
+pub(super) async fn http_sign_in(addr: SocketAddr, token: &str) -> (String, String) {
     let (_, headers, body) = http(addr, "GET", "/signin", &[], "").await;
     let login = cookie_pair(header(&headers, "set-cookie")[0]);
     let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();

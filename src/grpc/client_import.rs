@@ -12,8 +12,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use super::import::{Chunk, ImportOptions, ImportReport, Parsers, Reader, RowError, open, progress_bar, spawn_reader};
-use super::read::{json_request, request};
+use super::convert::{pb_attestation_input, pb_seller_input};
+use crate::cli::Record;
+use crate::cli::import::{
+    Chunk, ImportOptions, ImportReport, Parsers, Reader, RowError, open, progress_bar, spawn_reader,
+};
+use crate::cli::read::{json_request, request};
 use crate::pb::v1 as pb;
 use crate::pb::v1::registry_service_client::RegistryServiceClient;
 
@@ -45,7 +49,7 @@ pub async fn import_grpc(
     let started = Instant::now();
     let bar = progress_bar(options.progress, size);
 
-    let (chunks_tx, mut chunks) = mpsc::channel::<Chunk<pb::ImportSellersRequest>>(2);
+    let (chunks_tx, mut chunks) = mpsc::channel::<Chunk<Record>>(2);
     let reader = Reader::new(chunks_tx, options.batch_size, Parsers { csv: |row| request(row), json: json_request });
     let reading = spawn_reader(reader, format, file, path);
 
@@ -59,7 +63,12 @@ pub async fn import_grpc(
             local.errors.extend(chunk.errors);
             lines.extend(chunk.lines);
             bar.set_position(chunk.bytes);
-            for (_, item) in chunk.items {
+            for (_, record) in chunk.items {
+                let item = match record {
+                    Record::Seller(s) => pb::import_sellers_request::Item::Seller(pb_seller_input(s)),
+                    Record::Attestation(a) => pb::import_sellers_request::Item::Attestation(pb_attestation_input(a)),
+                };
+                let item = pb::ImportSellersRequest { item: Some(item) };
                 // The server ended the stream (an error): stop reading, the status says why.
                 if items_tx.send(item).await.is_err() {
                     return (local, lines, bar);

@@ -1,4 +1,4 @@
-//! Health and the registry gauges, refreshed every second.
+//! gRPC health (grpc.health.v1) and the registry gauges, refreshed every second.
 //!
 //! - VerificationService (and the overall status) is SERVING while the snapshot is within the
 //!   configured maximum staleness — even with the database down, because decisions come from memory;
@@ -88,4 +88,21 @@ pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Regis
         tick = tick.wrapping_add(1);
         tokio::time::sleep(INTERVAL).await;
     }
+}
+
+/// Asks the server at `addr` for the health of `service` ("" for the whole server): Ok when it
+/// answers SERVING (`safeguard healthcheck`, for container health checks).
+pub async fn check(addr: String, service: String) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let channel = tonic::transport::Endpoint::from_shared(addr.clone())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let status = HealthClient::new(channel).check(HealthCheckRequest { service }).await?.into_inner().status();
+    anyhow::ensure!(status == ServingStatus::Serving, "{addr} reports {status:?}");
+    Ok(())
 }
