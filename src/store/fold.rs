@@ -78,20 +78,45 @@ impl Store {
         // (a busy primary, a standby replaying) are left to the follower instead of looking like a
         // head that lags its log.
         let (head_revision, head_hash) = self.head().await?;
+        // Pages are read by a task of their own, one page ahead, so the database (and, on SQLite,
+        // its worker thread decoding rows) works while this task checks and folds the page before.
+        let (pages, mut received) = tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>>>(2);
+        let reader = self.clone();
+        let fetch = tokio::spawn(async move {
+            let mut after = 0;
+            while after < head_revision {
+                let page = reader.events_after(after, PAGE).await;
+                let full = page.as_ref().is_ok_and(|events| events.len() as u64 == PAGE);
+                after = page.as_ref().ok().and_then(|events| events.last()).map_or(after, |e| e.revision);
+                if pages.send(page).await.is_err() || !full {
+                    break;
+                }
+            }
+        });
         let mut chain = ChainVerifier::new();
-        'pages: loop {
-            let events = self.events_after(chain.last_revision(), PAGE).await?;
+        let mut outcome = Ok(None);
+        'pages: while let Some(page) = received.recv().await {
+            let events = match page {
+                Ok(events) => events,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
             for e in &events {
                 if e.revision > head_revision {
                     break 'pages;
                 }
                 if let Err(broken) = apply_checked(&mut chain, target, e) {
-                    return Ok(folded(&chain, Some(broken)));
+                    outcome = Ok(Some(broken));
+                    break 'pages;
                 }
             }
-            if (events.len() as u64) < PAGE {
-                break;
-            }
+        }
+        drop(received);
+        fetch.abort();
+        if let Some(broken) = outcome? {
+            return Ok(folded(&chain, Some(broken)));
         }
         let last = chain.last_revision();
         let broken = if head_revision != last {
