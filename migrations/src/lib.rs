@@ -11,6 +11,7 @@ mod m20261202_000002_scope_request_ids;
 mod m20261202_000003_create_decision_quarantine;
 mod m20261202_000004_create_merkle;
 mod m20261202_000005_create_heartbeat;
+mod m20261203_000006_create_decision_log;
 
 /// Runs safeguard's migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_create_decision_quarantine::Migration),
             Box::new(m20261202_000004_create_merkle::Migration),
             Box::new(m20261202_000005_create_heartbeat::Migration),
+            Box::new(m20261203_000006_create_decision_log::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The chain page: every hash link of the log recomputed, the latest signed checkpoint of the
-//! registry log (origin, tree size, root, and the signed note to keep), and the check of today's
+//! registry log and of the decision log (origin, tree size, root, and the signed note to keep),
+//! and the check of today's
 //! log against a checkpoint an auditor kept, with the same code as VerifyAuditChain's trusted
 //! checkpoint ([`crate::audit::check_trusted`]).
 
@@ -18,13 +19,13 @@ use crate::audit::TrustedCheck;
 use crate::auth::Role;
 use crate::domain::Violation;
 use crate::error::Error;
-use crate::store::merkle::REGISTRY_LOG;
+use crate::store::merkle::{DECISIONS_LOG, REGISTRY_LOG};
 use crate::tlog::Signed;
 
 /// The latest checkpoint, signing one first if the log grew (as GetCheckpoint does); the error
 /// when the log no longer extends the last checkpoint, which is itself what an auditor must see.
-async fn latest(state: &ConsoleState) -> Option<Result<Arc<Signed>, String>> {
-    let tlog = state.tlog.as_ref()?;
+async fn latest(state: &ConsoleState, log: &str) -> Option<Result<Arc<Signed>, String>> {
+    let tlog = state.tlog.as_ref()?.get(log)?;
     Some(tlog.sign_now().await.map_err(|e| e.to_string()))
 }
 
@@ -37,7 +38,8 @@ enum Checked {
 
 async fn page(state: &ConsoleState, session: &Session, lang: Lang, note: &str, checked: Checked) -> PageResult {
     let report = state.store.verify_chain(1000).await?;
-    let latest = latest(state).await;
+    let registry = latest(state, REGISTRY_LOG).await;
+    let decisions = latest(state, DECISIONS_LOG).await;
     let body = html! {
         h1 { (lang.t("chain")) }
         @if report.ok { p.flash #chain-ok { (lang.t("chain_ok")) } } @else {
@@ -49,7 +51,8 @@ async fn page(state: &ConsoleState, session: &Session, lang: Lang, note: &str, c
             tr { th { "events" } td { (report.events_checked) } }
         } }
         h2 { (lang.t("checkpoints")) }
-        (checkpoint(lang, latest))
+        (checkpoint(lang, REGISTRY_LOG, "checkpoint", registry))
+        (checkpoint(lang, DECISIONS_LOG, "decisions-checkpoint", decisions))
         h2 { (lang.t("check_kept")) }
         (result(lang, &checked))
         form.stack #trusted-form method="post" action="/audit/chain" {
@@ -63,19 +66,23 @@ async fn page(state: &ConsoleState, session: &Session, lang: Lang, note: &str, c
     Ok(html_page(shell(lang, Some(session), lang.t("chain"), body)))
 }
 
-fn checkpoint(lang: Lang, latest: Option<Result<Arc<Signed>, String>>) -> Markup {
+/// One log's latest checkpoint; element ids start with `id` (`checkpoint`, `checkpoint-size`, …).
+fn checkpoint(lang: Lang, log: &str, id: &str, latest: Option<Result<Arc<Signed>, String>>) -> Markup {
+    let el = |suffix: &str| if suffix.is_empty() { id.to_owned() } else { format!("{id}-{suffix}") };
     match latest {
-        None => html! { p.muted #no-checkpoints { (lang.t("checkpoints_off")) } },
-        Some(Err(why)) => html! { p.flash.bad #checkpoint-error { (why) } },
+        None if log == REGISTRY_LOG => html! { p.muted #no-checkpoints { (lang.t("checkpoints_off")) } },
+        None => html! {},
+        Some(Err(why)) => html! { p.flash.bad id=(el("error")) { (why) } },
         Some(Ok(s)) => html! {
-            table #checkpoint { tbody {
-                tr { th { "log" } td { (REGISTRY_LOG) } }
-                tr { th { "origin" } td #checkpoint-origin { (s.checkpoint.origin) } }
-                tr { th { (lang.t("tree_size")) } td #checkpoint-size { (s.checkpoint.size) } }
-                tr { th { "root" } td.mono #checkpoint-root { (hex::encode(s.checkpoint.root)) } }
+            table id=(el("")) { tbody {
+                tr { th { "log" } td { (log) } }
+                tr { th { "origin" } td id=(el("origin")) { (s.checkpoint.origin) } }
+                tr { th { (lang.t("tree_size")) } td id=(el("size")) { (s.checkpoint.size) } }
+                tr { th { "root" } td.mono id=(el("root")) { (hex::encode(s.checkpoint.root)) } }
             } }
-            pre.mono #checkpoint-note { (s.note) }
-            p { a #download-checkpoint href="/audit/checkpoint.txt" { (lang.t("download")) " checkpoint.txt" } }
+            pre.mono id=(el("note")) { (s.note) }
+            p { a id=(format!("download-{id}")) href=(format!("/audit/checkpoint.txt?log={log}")) {
+                (lang.t("download")) " " (log) " checkpoint.txt" } }
         },
     }
 }
@@ -109,10 +116,10 @@ pub async fn check(State(state): State<Arc<ConsoleState>>, session: Session, lan
     if !note.ends_with('\n') {
         note.push('\n');
     }
-    let tlog = state
-        .tlog
-        .as_ref()
-        .ok_or_else(|| Error::FailedPrecondition("checkpoints are off on this server (audit.checkpoints)".into()))?;
+    let tlog =
+        state.tlog.as_ref().map(|t| &t.registry).ok_or_else(|| {
+            Error::FailedPrecondition("checkpoints are off on this server (audit.checkpoints)".into())
+        })?;
     let checked = match crate::audit::check_trusted(&state.store, tlog, &note, "note").await {
         Ok(c) => Checked::Done(c),
         Err(Error::Invalid(v)) => Checked::Refused(v),
@@ -121,10 +128,20 @@ pub async fn check(State(state): State<Arc<ConsoleState>>, session: Session, lan
     page(&state, &session, lang, &note, checked).await
 }
 
-/// `GET /audit/checkpoint.txt`: the latest signed note, verbatim, to keep.
-pub async fn download_checkpoint(State(state): State<Arc<ConsoleState>>, session: Session) -> PageResult {
+/// `GET /audit/checkpoint.txt?log=registry|decisions`: the latest signed note, verbatim, to keep.
+pub async fn download_checkpoint(
+    State(state): State<Arc<ConsoleState>>,
+    session: Session,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> PageResult {
     session.require(&[Role::Auditor])?;
-    let signed = match latest(&state).await {
+    let f = super::page::Fields::query(q.as_deref());
+    let log = match f.str("log") {
+        "" | REGISTRY_LOG => REGISTRY_LOG,
+        DECISIONS_LOG => DECISIONS_LOG,
+        other => return Err(Error::invalid("log", format!("unknown log {other:?}")).into()),
+    };
+    let signed = match latest(&state, log).await {
         None => return Err(Error::FailedPrecondition("checkpoints are off on this server".into()).into()),
         Some(Err(why)) => return Err(Error::FailedPrecondition(why).into()),
         Some(Ok(s)) => s,

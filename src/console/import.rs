@@ -204,7 +204,7 @@ pub async fn run(
                     .await;
                 if let (Ok(_), Some(tlog)) = (&outcome, &tlog) {
                     // A bulk load is a natural point for a checkpoint, as after ImportSellers.
-                    tlog.sign_soon();
+                    tlog.registry.sign_soon();
                 }
                 job.progress(|p| p.done = Some(outcome.map_err(|e| format!("{e:#}"))));
             },

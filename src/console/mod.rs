@@ -54,7 +54,7 @@ pub struct ConsoleState {
     /// The public register, computed once per registry revision.
     pub register: recipients::Cache,
     /// The checkpoint signer (`None` with checkpoints off).
-    pub tlog: Option<Arc<crate::tlog::Tlog>>,
+    pub tlog: Option<crate::tlog::Tlogs>,
     /// Previewed CSV uploads and their imports.
     pub imports: import::Jobs,
 }

@@ -40,19 +40,38 @@ pub fn event_hash(prev_hash: &str, event: &EventFields<'_>) -> String {
 /// the chain hashes (each an 8-byte big-endian length, then the bytes), without the previous hash,
 /// because the tree itself fixes the order. `docs/verifiable-log.md` spells the layout out.
 pub fn leaf_bytes(event: &EventFields<'_>) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(80 + event.actor.len() + event.kind.len() + event.seller_id.len() + event.payload.len());
-    let mut field = |bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        out.extend_from_slice(bytes);
-    };
-    field(&event.revision.to_be_bytes());
-    field(&event.time_micros.to_be_bytes());
-    field(event.actor.as_bytes());
-    field(event.kind.as_bytes());
-    field(event.seller_id.as_bytes());
-    field(event.payload.as_bytes());
+    framed(&[
+        &event.revision.to_be_bytes(),
+        &event.time_micros.to_be_bytes(),
+        event.actor.as_bytes(),
+        event.kind.as_bytes(),
+        event.seller_id.as_bytes(),
+        event.payload.as_bytes(),
+    ])
+}
+
+/// Fields concatenated, each as an 8-byte big-endian length and then its bytes: the framing of
+/// every leaf safeguard logs, so that no two different entries share their bytes.
+pub fn framed(fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum());
+    for field in fields {
+        out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        out.extend_from_slice(field);
+    }
     out
+}
+
+/// The fields of framed bytes, or `None` if they are not exactly a sequence of framed fields.
+pub fn unframe(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut fields = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_at_checked(8)?;
+        let len = usize::try_from(u64::from_be_bytes(len.try_into().ok()?)).ok()?;
+        let (field, rest) = rest.split_at_checked(len)?;
+        fields.push(field);
+        bytes = rest;
+    }
+    Some(fields)
 }
 
 #[cfg(test)]

@@ -58,3 +58,165 @@ impl RecordMode {
         }
     }
 }
+
+/// A decision record as it is stored and exported: every column of `decisions` in its stored
+/// text form. The record's leaf in the decision log is built from these fields, so an auditor
+/// holding an exported row can recompute it without knowing safeguard's types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRow {
+    /// The record's position in the decision log; `None` until it has one (written while
+    /// checkpoints were off, and not yet given one).
+    pub leaf_index: Option<i64>,
+    pub decision_id: String,
+    /// Microseconds since the Unix epoch.
+    pub time: i64,
+    pub caller: String,
+    /// Empty on a lost-records marker.
+    pub seller_id: String,
+    pub purpose: String,
+    pub basis: String,
+    pub basis_evidence_ref: String,
+    /// Category names separated by single spaces.
+    pub categories: String,
+    /// Empty on a lost-records marker.
+    pub decision: String,
+    pub allowed: String,
+    /// The reasons as JSON, byte for byte as stored.
+    pub reasons: String,
+    pub revision: i64,
+    pub policy_version: String,
+    pub lost_records: i64,
+}
+
+fn names<T: super::vocab::Vocab>(values: &[T]) -> String {
+    let mut out = String::new();
+    for v in values {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(v.name());
+    }
+    out
+}
+
+impl RecordRow {
+    /// The stored form of a record, not yet in the log.
+    pub fn of(r: &DecisionRecord) -> Self {
+        use super::vocab::Vocab;
+        Self {
+            leaf_index: None,
+            decision_id: r.decision_id.clone(),
+            time: r.time.as_micros(),
+            caller: r.caller.to_string(),
+            seller_id: r.seller_id.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            purpose: r.purpose.map(|p| p.name()).unwrap_or_default().to_owned(),
+            basis: r.basis.map(|b| b.name()).unwrap_or_default().to_owned(),
+            basis_evidence_ref: r.basis_evidence_ref.clone(),
+            categories: names(&r.categories),
+            decision: r.decision.map(|d| d.name()).unwrap_or_default().to_owned(),
+            allowed: names(&r.allowed),
+            reasons: serde_json::to_string(&r.outcome).unwrap_or_default(),
+            revision: r.revision,
+            policy_version: r.policy_version.to_string(),
+            lost_records: r.lost_records,
+        }
+    }
+
+    /// The record's leaf bytes in the decision log (`docs/verifiable-log.md`): its leaf index and
+    /// then every column, framed as registry leaves are. `None` while it has no leaf index.
+    pub fn leaf_bytes(&self) -> Option<Vec<u8>> {
+        let index = self.leaf_index?;
+        Some(super::chain::framed(&[
+            &index.to_be_bytes(),
+            self.decision_id.as_bytes(),
+            &self.time.to_be_bytes(),
+            self.caller.as_bytes(),
+            self.seller_id.as_bytes(),
+            self.purpose.as_bytes(),
+            self.basis.as_bytes(),
+            self.basis_evidence_ref.as_bytes(),
+            self.categories.as_bytes(),
+            self.decision.as_bytes(),
+            self.allowed.as_bytes(),
+            self.reasons.as_bytes(),
+            &self.revision.to_be_bytes(),
+            self.policy_version.as_bytes(),
+            &self.lost_records.to_be_bytes(),
+        ]))
+    }
+
+    /// A one-line description of leaf bytes of the decision log, if that is what they are.
+    pub fn describe_leaf(data: &[u8]) -> Option<String> {
+        let fields = super::chain::unframe(data)?;
+        let [index, id, _time, caller, seller, _purpose, _basis, _ref, _cats, decision, ..] = fields.as_slice() else {
+            return None;
+        };
+        if fields.len() != 15 || index.len() != 8 {
+            return None;
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Some(format!(
+            "decision {} ({}) for seller {:?} asked by {}",
+            text(id),
+            text(decision),
+            text(seller),
+            text(caller)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> RecordRow {
+        RecordRow {
+            leaf_index: Some(7),
+            decision_id: "d".into(),
+            time: 1,
+            caller: "c".into(),
+            seller_id: "s".into(),
+            purpose: "ORDER_FULFILLMENT".into(),
+            basis: "CONTRACT".into(),
+            basis_evidence_ref: String::new(),
+            categories: "NAME PHONE".into(),
+            decision: "ALLOW".into(),
+            allowed: "NAME PHONE".into(),
+            reasons: "{}".into(),
+            revision: 3,
+            policy_version: "p".into(),
+            lost_records: 0,
+        }
+    }
+
+    #[test]
+    fn every_column_and_the_leaf_index_change_the_leaf() {
+        let base = row();
+        let bytes = base.leaf_bytes().unwrap();
+        assert_eq!(&bytes[..16], &[0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let changes: Vec<RecordRow> = vec![
+            RecordRow { leaf_index: Some(8), ..row() },
+            RecordRow { decision_id: "e".into(), ..row() },
+            RecordRow { time: 2, ..row() },
+            RecordRow { caller: "x".into(), ..row() },
+            RecordRow { seller_id: "t".into(), ..row() },
+            RecordRow { purpose: "CUSTOMS_CLEARANCE".into(), ..row() },
+            RecordRow { basis: "CONSENT".into(), ..row() },
+            RecordRow { basis_evidence_ref: "r".into(), ..row() },
+            RecordRow { categories: "NAME".into(), ..row() },
+            RecordRow { decision: "DENY".into(), ..row() },
+            RecordRow { allowed: "NAME".into(), ..row() },
+            RecordRow { reasons: "{ }".into(), ..row() },
+            RecordRow { revision: 4, ..row() },
+            RecordRow { policy_version: "q".into(), ..row() },
+            RecordRow { lost_records: 1, ..row() },
+        ];
+        for changed in changes {
+            assert_ne!(changed.leaf_bytes().unwrap(), bytes, "{changed:?}");
+        }
+        assert_eq!(RecordRow { leaf_index: None, ..row() }.leaf_bytes(), None);
+        let described = RecordRow::describe_leaf(&bytes).unwrap();
+        assert!(described.contains("decision d (ALLOW)"), "{described}");
+        assert_eq!(RecordRow::describe_leaf(b"junk"), None);
+    }
+}

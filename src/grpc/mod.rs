@@ -33,8 +33,8 @@ pub struct Shared {
     pub stream_idle_timeout: Duration,
     /// Where decisions are recorded.
     pub decisions: Arc<crate::recorder::DecisionLog>,
-    /// The checkpoint signer (`None` with checkpoints off).
-    pub tlog: Option<Arc<crate::tlog::Tlog>>,
+    /// The checkpoint signers of both logs (`None` with checkpoints off).
+    pub tlog: Option<crate::tlog::Tlogs>,
 }
 
 impl Shared {

@@ -317,7 +317,7 @@ impl RegistryService for RegistryApi {
         let (errors, errors_total) = errors.finish();
         // A bulk load is a natural point for a checkpoint; the signer does it on its own task.
         if let Some(tlog) = &self.shared.tlog {
-            tlog.sign_soon();
+            tlog.registry.sign_soon();
         }
         Ok(Response::new(pb::ImportSellersResponse {
             sellers_created: total.sellers_created,

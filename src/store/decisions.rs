@@ -8,9 +8,9 @@ use sea_orm::{
     QueryOrder, QuerySelect, RuntimeErr, Statement, TransactionTrait, Value,
 };
 
+use super::Store;
 use super::entities::{decision, decision_quarantine};
-use super::{Store, rows};
-use crate::domain::record::{DecisionRecord, RecordedReasons};
+use crate::domain::record::{DecisionRecord, RecordRow, RecordedReasons};
 use crate::domain::{Decision, SellerId, Timestamp, Vocab};
 use crate::error::{Error, Result};
 
@@ -25,12 +25,12 @@ pub struct DecisionFilter {
     pub after: Option<(i64, String)>,
 }
 
-/// Rows per INSERT: 500 rows of 14 columns stay well below either database's limit on bound
+/// Rows per INSERT: 500 rows of 15 columns stay well below either database's limit on bound
 /// parameters (32,766 in SQLite, 65,535 in PostgreSQL).
 const INSERT_ROWS: usize = 500;
 
 /// The columns of `decisions`, in the order [`push_row`] binds them.
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 15] = [
     "decision_id",
     "time",
     "caller",
@@ -45,6 +45,7 @@ const COLUMNS: [&str; 14] = [
     "revision",
     "policy_version",
     "lost_records",
+    "leaf_index",
 ];
 
 /// One multi-row INSERT that skips decision ids already stored, so a batch retried after a
@@ -75,45 +76,29 @@ fn insert_sql(backend: DbBackend, rows: usize) -> String {
     sql
 }
 
-/// Binds one record's columns, in [`COLUMNS`] order.
-fn push_row(r: &DecisionRecord, out: &mut Vec<Value>) {
-    let name = |n: Option<&'static str>| Value::from(n.unwrap_or_default());
-    out.push(Value::from(r.decision_id.as_str()));
-    out.push(Value::from(r.time.as_micros()));
-    out.push(Value::from(&*r.caller));
-    out.push(Value::from(r.seller_id.as_ref().map_or("", |s| s.as_str())));
-    out.push(name(r.purpose.map(|p| p.name())));
-    out.push(name(r.basis.map(|b| b.name())));
-    out.push(Value::from(r.basis_evidence_ref.as_str()));
-    out.push(Value::from(rows::names(&r.categories)));
-    out.push(name(r.decision.map(|d| d.name())));
-    out.push(Value::from(rows::names(&r.allowed)));
-    out.push(Value::from(serde_json::to_string(&r.outcome).unwrap_or_default()));
+/// Binds one record's columns, in [`COLUMNS`] order, moving its strings into the values.
+fn push_row(r: RecordRow, out: &mut Vec<Value>) {
+    out.push(Value::from(r.decision_id));
+    out.push(Value::from(r.time));
+    out.push(Value::from(r.caller));
+    out.push(Value::from(r.seller_id));
+    out.push(Value::from(r.purpose));
+    out.push(Value::from(r.basis));
+    out.push(Value::from(r.basis_evidence_ref));
+    out.push(Value::from(r.categories));
+    out.push(Value::from(r.decision));
+    out.push(Value::from(r.allowed));
+    out.push(Value::from(r.reasons));
     out.push(Value::from(r.revision));
-    out.push(Value::from(&*r.policy_version));
+    out.push(Value::from(r.policy_version));
     out.push(Value::from(r.lost_records));
+    out.push(Value::from(r.leaf_index));
 }
 
 /// The record as JSON with the `decisions` table's column names, so it can be inspected and put
 /// back by hand.
 fn record_json(r: &DecisionRecord) -> String {
-    serde_json::json!({
-        "decision_id": r.decision_id,
-        "time": r.time.as_micros(),
-        "caller": r.caller,
-        "seller_id": r.seller_id.as_ref().map(ToString::to_string).unwrap_or_default(),
-        "purpose": r.purpose.map(|p| p.name()).unwrap_or_default(),
-        "basis": r.basis.map(|b| b.name()).unwrap_or_default(),
-        "basis_evidence_ref": r.basis_evidence_ref,
-        "categories": rows::names(&r.categories),
-        "decision": r.decision.map(|d| d.name()).unwrap_or_default(),
-        "allowed": rows::names(&r.allowed),
-        "reasons": serde_json::to_string(&r.outcome).unwrap_or_default(),
-        "revision": r.revision,
-        "policy_version": r.policy_version,
-        "lost_records": r.lost_records,
-    })
-    .to_string()
+    serde_json::to_string(&RecordRow::of(r)).unwrap_or_default()
 }
 
 /// Whether the database answered and refused the statement itself (a constraint, a trigger, a
@@ -153,6 +138,27 @@ fn list<T: Vocab>(text: &str, key: &str) -> Result<Vec<T>> {
         .collect()
 }
 
+/// A stored record in its stored form.
+pub(super) fn row_of(m: decision::Model) -> RecordRow {
+    RecordRow {
+        leaf_index: m.leaf_index,
+        decision_id: m.decision_id,
+        time: m.time,
+        caller: m.caller,
+        seller_id: m.seller_id,
+        purpose: m.purpose,
+        basis: m.basis,
+        basis_evidence_ref: m.basis_evidence_ref,
+        categories: m.categories,
+        decision: m.decision,
+        allowed: m.allowed,
+        reasons: m.reasons,
+        revision: m.revision,
+        policy_version: m.policy_version,
+        lost_records: m.lost_records,
+    }
+}
+
 fn from_row(m: decision::Model) -> Result<DecisionRecord> {
     let key = m.decision_id.as_str();
     Ok(DecisionRecord {
@@ -181,16 +187,25 @@ fn from_row(m: decision::Model) -> Result<DecisionRecord> {
 impl Store {
     /// Inserts a batch of decision records in one transaction, one multi-row INSERT per chunk.
     /// Idempotent: a record already there (a retried batch) is skipped, never an error, so a batch
-    /// that failed midway can simply be written again.
+    /// that failed midway can simply be written again. With the Merkle tree on, the new records
+    /// get the next leaf indexes of the decision log and their leaves go into the tree in the same
+    /// transaction ([`super::decision_log`]).
     pub async fn insert_decisions(&self, records: &[DecisionRecord]) -> Result<()> {
         let backend = self.db.get_database_backend();
         let txn = self.db.begin().await?;
-        for chunk in records.chunks(INSERT_ROWS) {
-            let mut values = Vec::with_capacity(chunk.len() * COLUMNS.len());
-            for r in chunk {
+        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::of).collect();
+        if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
+            super::decision_log::place(&txn, &mut rows).await?;
+        }
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut values = Vec::with_capacity(INSERT_ROWS * COLUMNS.len());
+            let mut n = 0;
+            for r in rows.by_ref().take(INSERT_ROWS) {
                 push_row(r, &mut values);
+                n += 1;
             }
-            txn.execute_raw(Statement::from_sql_and_values(backend, insert_sql(backend, chunk.len()), values)).await?;
+            txn.execute_raw(Statement::from_sql_and_values(backend, insert_sql(backend, n), values)).await?;
         }
         txn.commit().await?;
         Ok(())

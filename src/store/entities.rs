@@ -201,6 +201,8 @@ pub mod decision {
         pub revision: i64,
         pub policy_version: String,
         pub lost_records: i64,
+        /// The record's position in the decision log (NULL until it has one).
+        pub leaf_index: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 
 /// The tree over `registry_events`: leaf `i` is the event of revision `i + 1`.
 pub const REGISTRY_LOG: &str = "registry";
+/// The tree over `decisions`: leaf `i` is the record whose `leaf_index` is `i`.
+pub const DECISIONS_LOG: &str = "decisions";
 
 /// Rows per multi-row INSERT: well under the bound-parameter limits.
 const INSERT_CHUNK: usize = 1_000;
@@ -67,6 +69,7 @@ const LEVEL_SHIFT: u32 = 50;
 fn log_number(log: &str) -> Result<i64> {
     match log {
         REGISTRY_LOG => Ok(1),
+        DECISIONS_LOG => Ok(2),
         other => Err(Error::Internal(format!("no Merkle tree is kept for log {other:?}"))),
     }
 }
@@ -197,6 +200,19 @@ async fn catch_up(conn: &impl ConnectionTrait, upto: u64) -> Result<u64> {
     Ok(have)
 }
 
+/// Appends leaves at `first`, which must be exactly the tree's size: a tree that is longer or
+/// shorter than its log's head was written outside safeguard, and nothing is added to it.
+pub(crate) async fn append_exact(conn: &impl ConnectionTrait, log: &str, first: u64, leaves: &[Hash]) -> Result<()> {
+    let have = leaf_count(conn, log).await?;
+    if have != first {
+        return Err(Error::Internal(format!(
+            "the {log} Merkle tree has {have} leaves but its log's head says {first}: one of them was changed \
+             outside safeguard"
+        )));
+    }
+    append(conn, log, first, leaves).await
+}
+
 /// Adds the leaves of the events a write is about to insert, in the write's transaction.
 pub(crate) async fn append_registry(
     store: &Store,
@@ -238,6 +254,19 @@ impl Store {
         Ok(size)
     }
 
+    /// Entries in a log by its own head: the registry's head revision, or `decision_log_head`.
+    /// The tree must agree; a difference is evidence of an edit outside safeguard.
+    pub async fn log_size(&self, log: &str) -> Result<u64> {
+        match log {
+            REGISTRY_LOG => {
+                let (head, _) = self.head().await?;
+                u64::try_from(head).map_err(|_| Error::Internal(format!("the registry head is at {head}")))
+            }
+            DECISIONS_LOG => self.decision_log_size().await,
+            other => Err(Error::Internal(format!("no Merkle tree is kept for log {other:?}"))),
+        }
+    }
+
     /// Leaves in a log's tree.
     pub async fn tree_size(&self, log: &str) -> Result<u64> {
         leaf_count(&self.db, log).await
@@ -265,6 +294,25 @@ impl Store {
     /// The stored frontier nodes of a log's tree at `size` leaves.
     pub async fn frontier(&self, log: &str, size: u64) -> Result<HashMap<NodeId, Hash>> {
         fetch(&self.db, log, &Frontier::nodes(size)).await
+    }
+
+    /// The stored leaf hashes `from..from + count` (fewer if the tree is shorter), in order.
+    pub async fn leaf_range(&self, log: &str, from: u64, count: u64) -> Result<Vec<Hash>> {
+        let n = log_number(log)?;
+        let rows = node::Entity::find()
+            .filter(node::Column::Id.gte(key(n, NodeId::new(0, from))?))
+            .filter(node::Column::Id.lt(key(n, NodeId::new(0, from + count))?))
+            .order_by_asc(node::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            if node_of(r.id).index != from + i as u64 {
+                return Err(Error::Internal(format!("the {log} tree lacks leaf {}", from + i as u64)));
+            }
+            out.push(parse_hash(&r.hash)?);
+        }
+        Ok(out)
     }
 
     /// The stored hash of leaf `index`.

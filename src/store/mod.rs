@@ -2,6 +2,7 @@
 //! log (`registry_events`) plus current-state tables written in the same transaction; SQLite by
 //! default, PostgreSQL in production, one set of migrations for both.
 
+mod decision_log;
 mod decisions;
 mod entities;
 mod fold;

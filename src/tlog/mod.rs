@@ -1,13 +1,19 @@
-//! Signed checkpoints of the registry's Merkle tree, and the watch that the log only ever grows.
+//! Signed checkpoints of the two Merkle logs — the registry's events (origin `audit.origin`) and
+//! the decision records (`<origin>/decisions`) — and the watch that each only ever grows.
 //!
-//! [`Tlog`] holds the Ed25519 key (from a file, never the database) and the last checkpoint it
-//! signed (kept in a directory, never the database). Before every signature — at start-up, every
-//! `audit.checkpoint_interval_s`, and after a bulk import — it checks that the database's log
-//! extends that checkpoint:
-//! - the head revision and the tree agree on the log's size, and the size has not shrunk;
+//! A [`Tlog`] holds the Ed25519 key (from a file, never the database; both logs sign with it) and
+//! the last checkpoint it signed (kept in a directory, never the database). Before every
+//! signature — at start-up, every `audit.checkpoint_interval_s`, and after a bulk import — it
+//! checks that the database's log extends that checkpoint:
+//! - the log's head (the head revision; `decision_log_head`) and the tree agree on its size, and
+//!   the size has not shrunk;
 //! - the stored tree at the old size has the old root, and a consistency proof from the old size
 //!   to the new verifies;
-//! - the leaves added since are recomputed from the events themselves and give the new root.
+//! - registry only: the leaves added since are recomputed from the events themselves and give the
+//!   new root, because the snapshot folds the events, so an event edited after its write would
+//!   change decisions. A decision record's leaf is computed by the recorder in the record's own
+//!   transaction and nothing reads the record back to decide, so the tree as written is what is
+//!   signed; a record edited afterwards no longer matches its leaf, which every proof shows.
 //!
 //! If any check fails the evidence is logged at error, the registry is halted (every decision DENY
 //! REGISTRY_STALE, health NOT_SERVING) and nothing is signed again until an operator acts. Signing
@@ -31,7 +37,7 @@ use crate::domain::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::error::{Error, Result};
 use crate::snapshot::Registry;
 use crate::store::Store;
-use crate::store::merkle::REGISTRY_LOG;
+use crate::store::merkle::{DECISIONS_LOG, REGISTRY_LOG};
 
 /// A checkpoint and the signed note that carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +54,28 @@ enum Check {
     Broken(String),
 }
 
-/// The registry log's signer and watch.
+/// Both logs' signers, as the service runs them.
+#[derive(Clone)]
+pub struct Tlogs {
+    pub registry: Arc<Tlog>,
+    pub decisions: Arc<Tlog>,
+}
+
+impl Tlogs {
+    /// The signer of `log` (a [`crate::store::merkle`] log name).
+    pub fn get(&self, log: &str) -> Option<&Arc<Tlog>> {
+        match log {
+            REGISTRY_LOG => Some(&self.registry),
+            DECISIONS_LOG => Some(&self.decisions),
+            _ => None,
+        }
+    }
+}
+
+/// One log's signer and watch.
 pub struct Tlog {
+    /// Which log ([`REGISTRY_LOG`] or [`DECISIONS_LOG`]).
+    log: &'static str,
     signer: NoteSigner,
     verifier: NoteVerifier,
     origin: String,
@@ -63,17 +89,25 @@ pub struct Tlog {
 }
 
 impl Tlog {
-    /// Loads the key and the last checkpoint; `create_key` allows a first run to make a key.
-    pub fn open(settings: &Settings, store: Store, registry: Arc<Registry>, create_key: bool) -> anyhow::Result<Self> {
+    /// Loads the key and the last checkpoint of `log`; `create_key` allows a first run to make a
+    /// key.
+    pub fn open(
+        settings: &Settings,
+        log: &'static str,
+        store: Store,
+        registry: Arc<Registry>,
+        create_key: bool,
+    ) -> anyhow::Result<Self> {
         let (signer, key) = keys::load_signer(settings, create_key)?;
         let root = keys::checkpoint_dir(settings, &key);
-        let dir = CheckpointDir::open(&root, REGISTRY_LOG)?;
+        let dir = CheckpointDir::open(&root, log)?;
         let verifier = signer.verifier();
         dir.write_public_key(&verifier.to_string())?;
         Ok(Self {
+            log,
             signer,
             verifier,
-            origin: settings.audit.origin.clone(),
+            origin: origin_of(&settings.audit.origin, log),
             dir,
             store,
             registry,
@@ -91,6 +125,11 @@ impl Tlog {
     /// The log's origin (the first line of its checkpoints).
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// Which log this signs ([`REGISTRY_LOG`] or [`DECISIONS_LOG`]).
+    pub fn log(&self) -> &'static str {
+        self.log
     }
 
     /// The last checkpoint signed, if any.
@@ -119,56 +158,62 @@ impl Tlog {
         Ok(Some(Signed { checkpoint, note }))
     }
 
-    /// The log's size, read so that a write committing in between cannot make it look torn.
-    async fn stable_size(&self) -> Result<(u64, i64)> {
+    /// The log's size, read so that a write committing in between cannot make it look torn: the
+    /// tree's size and the head's.
+    async fn stable_size(&self) -> Result<(u64, u64)> {
         for _ in 0..10 {
-            let before = self.store.tree_size(REGISTRY_LOG).await?;
-            let (head, _) = self.store.head().await?;
-            let after = self.store.tree_size(REGISTRY_LOG).await?;
+            let before = self.store.tree_size(self.log).await?;
+            let head = self.store.log_size(self.log).await?;
+            let after = self.store.tree_size(self.log).await?;
             if before == after {
                 return Ok((after, head));
             }
         }
-        Err(Error::Unavailable("the registry kept changing while it was checked".into()))
+        Err(Error::Unavailable(format!("the {} log kept changing while it was checked", self.log)))
     }
 
     /// Does the database's log extend `last`?
     async fn check(&self, last: Option<&Checkpoint>) -> Result<Check> {
+        let log = self.log;
         let (size, head) = self.stable_size().await?;
-        if i64::try_from(size).ok() != Some(head) {
+        if size != head {
             return Ok(Check::Broken(format!(
-                "the registry head says revision {head} but the Merkle tree holds {size} events: events were \
-                 deleted or added outside safeguard"
+                "the {log} log's head says {head} entries but its Merkle tree holds {size}: entries were deleted or \
+                 added outside safeguard"
             )));
         }
         let (old, old_root) = last.map_or((0, crate::domain::merkle::empty_root()), |c| (c.size, c.root));
         if size < old {
             return Ok(Check::Broken(format!(
-                "the registry log has {size} events but the checkpoint signed before had {old}: it was truncated"
+                "the {log} log has {size} entries but the checkpoint signed before had {old}: it was truncated"
             )));
         }
-        let stored_old = self.store.tree_root(REGISTRY_LOG, old).await?;
+        let stored_old = self.store.tree_root(log, old).await?;
         if stored_old != old_root {
             return Ok(Check::Broken(format!(
-                "the registry's first {old} events have root {} but the signed checkpoint says {}: history was \
+                "the {log} log's first {old} entries have root {} but the signed checkpoint says {}: history was \
                  rewritten",
                 hex::encode(stored_old),
                 hex::encode(old_root)
             )));
         }
-        let root = self.store.tree_root(REGISTRY_LOG, size).await?;
-        let proof = self.store.consistency_proof(REGISTRY_LOG, old, size).await?;
+        let root = self.store.tree_root(log, size).await?;
+        let proof = self.store.consistency_proof(log, old, size).await?;
         if let Err(e) = verify_consistency(old, size, &old_root, &root, &proof) {
-            return Ok(Check::Broken(format!("the registry at {size} events is not consistent with {old}: {e}")));
+            return Ok(Check::Broken(format!("the {log} log at {size} entries is not consistent with {old}: {e}")));
+        }
+        if log != REGISTRY_LOG {
+            return Ok(Check::Extends { size, root });
         }
         // The new leaves from the events themselves, not from the tree: a payload edited since
         // the write would otherwise be signed as if it were the original.
-        let frontier_nodes = self.store.frontier(REGISTRY_LOG, old).await?;
+        let frontier_nodes = self.store.frontier(log, old).await?;
         let Some(mut frontier) = Frontier::load(old, |id: NodeId| frontier_nodes.get(&id).copied()) else {
             return Ok(Check::Broken(format!("the registry tree lacks its frontier at {old} events")));
         };
         let from = i64::try_from(old).unwrap_or(i64::MAX) + 1;
-        let events = self.store.event_leaves(from, head).await?;
+        let to = i64::try_from(head).unwrap_or(i64::MAX);
+        let events = self.store.event_leaves(from, to).await?;
         for (i, (revision, leaf)) in events.iter().enumerate() {
             if *revision != from + i as i64 {
                 return Ok(Check::Broken(format!("registry revision {} is missing from the log", from + i as i64)));
@@ -186,7 +231,7 @@ impl Tlog {
     }
 
     fn halt(&self, evidence: String) {
-        tracing::error!(log = REGISTRY_LOG, %evidence, "the registry log does not extend its last signed checkpoint: halting all decisions until an operator acts");
+        tracing::error!(log = self.log, %evidence, "a log does not extend its last signed checkpoint: halting all decisions until an operator acts");
         // The single place where checkpoint evidence stops decisions.
         self.registry.halt(evidence);
     }
@@ -225,7 +270,7 @@ impl Tlog {
         let checkpoint = Checkpoint { origin: self.origin.clone(), size, root };
         let note = self.signer.sign(&checkpoint.body()).map_err(|e| Error::Internal(e.to_string()))?;
         self.dir.keep(size, &note).map_err(|e| Error::Internal(format!("cannot keep the checkpoint: {e:#}")))?;
-        tracing::info!(log = REGISTRY_LOG, size, root = %hex::encode(root), "signed a checkpoint");
+        tracing::info!(log = self.log, size, root = %hex::encode(root), "signed a checkpoint");
         let signed = Arc::new(Signed { checkpoint, note });
         self.latest.store(Some(signed.clone()));
         Ok(signed)
@@ -255,30 +300,46 @@ impl Tlog {
     }
 }
 
-/// Brings the registry's tree up to date with its log (the backfill of a log older than the tree)
-/// and, unless checkpoints are off, checks the log against the last checkpoint, signs, and starts
-/// the signer. A log that fails the check does not stop the start: the service comes up halted,
-/// so health reports it and every decision says why.
-pub async fn start(settings: &Settings, store: &Store, registry: &Arc<Registry>) -> anyhow::Result<Option<Arc<Tlog>>> {
+/// The origin of `log`'s checkpoints: the configured origin for the registry, with
+/// `/decisions` appended for the decision log.
+pub fn origin_of(origin: &str, log: &str) -> String {
+    if log == REGISTRY_LOG { origin.to_owned() } else { format!("{origin}/{log}") }
+}
+
+/// Brings both trees up to date with their logs (the backfill of a log older than its tree) and,
+/// unless checkpoints are off, checks each log against its last checkpoint, signs, and starts the
+/// signers. A log that fails the check does not stop the start: the service comes up halted, so
+/// health reports it and every decision says why.
+pub async fn start(settings: &Settings, store: &Store, registry: &Arc<Registry>) -> anyhow::Result<Option<Tlogs>> {
     if !settings.audit.checkpoints {
         return Ok(None);
     }
-    match store.sync_merkle().await {
-        Ok(size) => tracing::debug!(size, "registry Merkle tree up to date"),
-        // A tree that cannot follow the log is evidence too: halt rather than refuse to start.
+    let synced = match store.sync_merkle().await {
+        Ok(size) => store.sync_decision_log().await.map(|placed| (size, placed)),
+        Err(e) => Err(e),
+    };
+    match synced {
+        Ok((size, placed)) => tracing::debug!(size, placed, "Merkle trees up to date"),
+        // A tree that cannot follow its log is evidence too: halt rather than refuse to start.
         Err(Error::Internal(evidence)) => {
-            tracing::error!(%evidence, "the registry's Merkle tree does not follow its log: halting all decisions");
+            tracing::error!(%evidence, "a Merkle tree does not follow its log: halting all decisions");
             registry.halt(evidence);
         }
-        Err(e) => return Err(anyhow::anyhow!("cannot bring the Merkle tree up to date: {e}")),
+        Err(e) => return Err(anyhow::anyhow!("cannot bring the Merkle trees up to date: {e}")),
     }
-    let tlog = Arc::new(Tlog::open(settings, store.clone(), registry.clone(), true)?);
-    if registry.halted().is_none() {
-        // A failure here has halted the registry (evidence) or will be retried (database).
-        if let Err(e) = tlog.sign_now().await {
-            tracing::warn!(error = %e, "no checkpoint signed at start-up");
+    let interval = Duration::from_secs(settings.audit.checkpoint_interval_s);
+    let open = |log| -> anyhow::Result<Arc<Tlog>> {
+        Ok(Arc::new(Tlog::open(settings, log, store.clone(), registry.clone(), true)?))
+    };
+    let tlogs = Tlogs { registry: open(REGISTRY_LOG)?, decisions: open(DECISIONS_LOG)? };
+    for tlog in [&tlogs.registry, &tlogs.decisions] {
+        if registry.halted().is_none() {
+            // A failure here has halted the registry (evidence) or will be retried (database).
+            if let Err(e) = tlog.sign_now().await {
+                tracing::warn!(log = tlog.log, error = %e, "no checkpoint signed at start-up");
+            }
         }
+        tlog.spawn(interval);
     }
-    tlog.spawn(Duration::from_secs(settings.audit.checkpoint_interval_s));
-    Ok(Some(tlog))
+    Ok(Some(tlogs))
 }

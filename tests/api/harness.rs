@@ -454,3 +454,33 @@ pub async fn scrape_metrics(addr: SocketAddr) -> String {
 pub fn metric_value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// The single number a `SELECT COUNT(*) ...` answers, over a connection of its own.
+pub async fn count(db: &TestDb, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    let stmt = sea_orm::Statement::from_string(conn.get_database_backend(), sql);
+    let row = conn.query_one_raw(stmt).await.unwrap().unwrap();
+    let n: i64 = row.try_get_by_index(0).unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+/// `safeguard audit verify …` as an auditor runs it: no database, no server. (success, output)
+pub fn offline_verify(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safeguard"))
+        .args(["audit", "verify"])
+        .args(args)
+        .env("SAFEGUARD__LOG__LEVEL", "error")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Writes `text` to `dir/name`; returns the path.
+pub fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}

@@ -13,6 +13,7 @@ mod auth;
 mod cli;
 mod console;
 mod convert_props;
+mod decision_log;
 mod failclosed;
 mod failover;
 mod hardening;

@@ -8,7 +8,6 @@ use safeguard::auth::Role;
 use safeguard::config::Settings;
 use safeguard::pb::v1::DataCategory as C;
 use safeguard::pb::v1::Purpose as P;
-use sea_orm::{ConnectionTrait, Statement};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -24,15 +23,6 @@ async fn spawn(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<T
     let mut settings = test_settings(&db);
     adjust(&mut settings);
     Some(TestApp::spawn_with(db, settings).await)
-}
-
-/// The single number a `SELECT COUNT(*) ...` answers.
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
-    let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().unwrap();
-    let n: i64 = row.try_get_by_index(0).unwrap();
-    conn.close().await.unwrap();
-    n
 }
 
 async fn sample(addr: SocketAddr, series: &str) -> f64 {

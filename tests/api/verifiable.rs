@@ -2,8 +2,6 @@
 //! that `safeguard audit verify` accepts offline, and a registry that halts when its database no
 //! longer extends what it signed — whoever edited the database.
 
-use std::path::Path;
-
 use safeguard::auth::Role;
 use safeguard::domain::chain::{EventFields, event_hash};
 use safeguard::domain::merkle::{Hash, verify_consistency, verify_inclusion};
@@ -56,24 +54,6 @@ async fn verification_health(app: &TestApp) -> ServingStatus {
 async fn restart(app: &mut TestApp) -> TestApp {
     app.stop_server().await;
     TestApp::spawn_with(app.db.share(), test_settings(&app.db)).await
-}
-
-/// `safeguard audit verify …` as an auditor runs it: no database, no server. (success, output)
-fn offline_verify(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safeguard"))
-        .args(["audit", "verify"])
-        .args(args)
-        .env("SAFEGUARD__LOG__LEVEL", "error")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
 }
 
 both!(a_truncated_log_halts_decisions_at_start_up, |mut app: TestApp| async move {
@@ -159,21 +139,21 @@ both!(every_event_has_an_inclusion_proof_that_verifies_offline, |mut app: TestAp
     four_events(&mut app).await;
     let cp = checkpoint(&app).await;
     let dir = tempfile::tempdir().unwrap();
-    let key = write(dir.path(), "key", &cp.public_key);
+    let key = write_file(dir.path(), "key", &cp.public_key);
     for revision in 1..=4 {
         let req = pb::GetInclusionProofRequest { revision, ..Default::default() };
         let p = auditor(&app).get_inclusion_proof(req).await.unwrap().into_inner();
         assert_eq!((p.leaf_index, p.tree_size), (revision - 1, 4));
         let path: Vec<Hash> = p.audit_path.iter().map(|h| hash(h)).collect();
         verify_inclusion(p.leaf_index as u64, 4, &hash(&p.leaf_hash), &path, &hash(&cp.root_hash)).unwrap();
-        let file = write(dir.path(), &format!("{revision}.tlog-proof"), &p.tlog_proof);
+        let file = write_file(dir.path(), &format!("{revision}.tlog-proof"), &p.tlog_proof);
         let (ok, out) = offline_verify(&["--proof", &file, "--key", &key]);
         assert!(ok && out.contains(&format!("revision {revision} ")), "{out}");
     }
     // A proof moved to another index no longer leads to the signed root.
     let req = pb::GetInclusionProofRequest { revision: 2, ..Default::default() };
     let p = auditor(&app).get_inclusion_proof(req).await.unwrap().into_inner();
-    let moved = write(dir.path(), "moved", &p.tlog_proof.replace("\nindex 1\n", "\nindex 0\n"));
+    let moved = write_file(dir.path(), "moved", &p.tlog_proof.replace("\nindex 1\n", "\nindex 0\n"));
     let (ok, out) = offline_verify(&["--proof", &moved, "--key", &key]);
     assert!(!ok && out.contains("not in the checkpointed tree"), "{out}");
 
@@ -181,8 +161,8 @@ both!(every_event_has_an_inclusion_proof_that_verifies_offline, |mut app: TestAp
     let settings = test_settings(&app.db);
     let store = safeguard::startup::connect_store(&settings).await.unwrap();
     let export = dir.path().join("export");
-    assert_eq!(safeguard::cli::export_audit(&settings, &store, &export).await.unwrap(), 4);
-    let kept = write(dir.path(), "kept.checkpoint", &cp.note);
+    assert_eq!(safeguard::cli::export_audit(&settings, &store, &export).await.unwrap().0, 4);
+    let kept = write_file(dir.path(), "kept.checkpoint", &cp.note);
     let (ok, out) = offline_verify(&["--export", &export.display().to_string(), "--key", &key, "--checkpoint", &kept]);
     assert!(ok && out.contains("ok: 4 events"), "{out}");
     let events = std::fs::read_to_string(export.join("events.jsonl")).unwrap();
@@ -203,10 +183,10 @@ both!(a_checkpoint_signed_with_another_key_is_refused, |mut app: TestApp| async 
     assert_eq!(violated_fields(&err), vec!["trusted_checkpoint"]);
 
     let dir = tempfile::tempdir().unwrap();
-    let key = write(dir.path(), "key", &cp.public_key);
+    let key = write_file(dir.path(), "key", &cp.public_key);
     let req = pb::GetInclusionProofRequest { revision: 3, ..Default::default() };
     let p = auditor(&app).get_inclusion_proof(req).await.unwrap().into_inner();
-    let swapped = write(dir.path(), "swapped", &p.tlog_proof.replace(&cp.note, &forged));
+    let swapped = write_file(dir.path(), "swapped", &p.tlog_proof.replace(&cp.note, &forged));
     let (ok, out) = offline_verify(&["--proof", &swapped, "--key", &key]);
     let label = NoteVerifier::parse(&cp.public_key).unwrap().label();
     assert!(!ok && out.contains(&format!("no signature by {label}")), "{out}");
