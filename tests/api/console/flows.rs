@@ -112,6 +112,13 @@ both!(the_chain_page_shows_the_signed_checkpoint_and_checks_a_kept_one, |app: Te
     assert_eq!(download, note, "the download is the signed note shown");
     let origin = element_text(&page, "checkpoint-origin").unwrap();
     assert!(note.starts_with(&format!("{origin}\n2\n")), "{note}");
+    // The decision log's checkpoint sits beside it, under its own origin, and downloads too.
+    assert_eq!(element_text(&page, "decisions-checkpoint-origin").unwrap(), format!("{origin}/decisions"));
+    let decisions_note = element_text(&page, "decisions-checkpoint-note").unwrap();
+    let (_, _, download) = http(addr, "GET", "/audit/checkpoint.txt?log=decisions", &[("Cookie", &session)], "").await;
+    assert_eq!(download, decisions_note);
+    let (status, _, _) = http(addr, "GET", "/audit/checkpoint.txt?log=bogus", &[("Cookie", &session)], "").await;
+    assert_eq!(status, 400, "an unknown log is refused");
 
     // The log grows; the kept checkpoint of size 2 is still a prefix of it.
     app.registry
