@@ -72,19 +72,15 @@ pub(crate) fn apply_checked(
 impl Store {
     /// Folds every event into `target`, oldest first, checking each link of the hash chain, and
     /// finally that the head row is the last event (a head past the end means events were deleted).
-    pub async fn fold_log(&self, target: &mut impl FoldTarget) -> Result<FoldedLog> {
-        // The head is read first and the fold stops at it: the head moves in the same transaction
-        // as its event, so every event up to it is there, while events committed during the fold
-        // (a busy primary, a standby replaying) are left to the follower instead of looking like a
-        // head that lags its log.
-        let (head_revision, head_hash) = self.head().await?;
-        // Pages are read by a task of their own, one page ahead, so the database (and, on SQLite,
-        // its worker thread decoding rows) works while this task checks and folds the page before.
-        let (pages, mut received) = tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>>>(2);
+    /// The events after revision `after` up to `to`, in pages read by a task of their own, one
+    /// page ahead, so the database (and, on SQLite, its worker thread decoding rows) works while
+    /// the caller checks and folds or hashes the page before. A page may run past `to`.
+    pub(crate) fn event_pages(&self, after: i64, to: i64) -> EventPages {
+        let (pages, received) = tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>>>(2);
         let reader = self.clone();
         let fetch = tokio::spawn(async move {
-            let mut after = 0;
-            while after < head_revision {
+            let mut after = after;
+            while after < to {
                 let page = reader.events_after(after, PAGE).await;
                 let full = page.as_ref().is_ok_and(|events| events.len() as u64 == PAGE);
                 after = page.as_ref().ok().and_then(|events| events.last()).map_or(after, |e| e.revision);
@@ -93,9 +89,19 @@ impl Store {
                 }
             }
         });
+        EventPages { received, fetch }
+    }
+
+    pub async fn fold_log(&self, target: &mut impl FoldTarget) -> Result<FoldedLog> {
+        // The head is read first and the fold stops at it: the head moves in the same transaction
+        // as its event, so every event up to it is there, while events committed during the fold
+        // (a busy primary, a standby replaying) are left to the follower instead of looking like a
+        // head that lags its log.
+        let (head_revision, head_hash) = self.head().await?;
+        let mut pages = self.event_pages(0, head_revision);
         let mut chain = ChainVerifier::new();
         let mut outcome = Ok(None);
-        'pages: while let Some(page) = received.recv().await {
+        'pages: while let Some(page) = pages.next().await {
             let events = match page {
                 Ok(events) => events,
                 Err(e) => {
@@ -113,8 +119,7 @@ impl Store {
                 }
             }
         }
-        drop(received);
-        fetch.abort();
+        drop(pages);
         if let Some(broken) = outcome? {
             return Ok(folded(&chain, Some(broken)));
         }
@@ -127,6 +132,25 @@ impl Store {
             None
         };
         Ok(folded(&chain, broken))
+    }
+}
+
+/// Pages of events being read ahead ([`Store::event_pages`]); dropping it stops the reader.
+pub(crate) struct EventPages {
+    received: tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>>>,
+    fetch: tokio::task::JoinHandle<()>,
+}
+
+impl EventPages {
+    /// The next page, or `None` after the last.
+    pub(crate) async fn next(&mut self) -> Option<Result<Vec<StoredEvent>>> {
+        self.received.recv().await
+    }
+}
+
+impl Drop for EventPages {
+    fn drop(&mut self) {
+        self.fetch.abort();
     }
 }
 

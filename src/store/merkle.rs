@@ -61,6 +61,18 @@ pub fn event_leaf(e: &event::Model) -> Hash {
     }))
 }
 
+/// The leaf hash of an event as read from the log.
+fn stored_leaf(e: &super::StoredEvent) -> Hash {
+    leaf_hash(&leaf_bytes(&EventFields {
+        revision: e.revision,
+        time_micros: e.time.as_micros(),
+        actor: &e.actor,
+        kind: &e.kind,
+        seller_id: &e.seller_id,
+        payload: &e.payload,
+    }))
+}
+
 /// Bits of a node key below the log number, and below the level.
 const LOG_SHIFT: u32 = 56;
 const LEVEL_SHIFT: u32 = 50;
@@ -357,14 +369,7 @@ impl Store {
                         after + 1 + i as i64
                     )));
                 }
-                let leaf = leaf_hash(&leaf_bytes(&EventFields {
-                    revision: e.revision,
-                    time_micros: e.time.as_micros(),
-                    actor: &e.actor,
-                    kind: &e.kind,
-                    seller_id: &e.seller_id,
-                    payload: &e.payload,
-                }));
+                let leaf = stored_leaf(e);
                 if first_bad.is_none() && stored.get(&ids[i]) != Some(&leaf) {
                     first_bad = Some(e.revision);
                 }
@@ -376,21 +381,15 @@ impl Store {
 
     /// Registry events `from..=to` by revision with their leaf hashes recomputed from the stored
     /// fields (never read from the tree), for checks that must not trust `merkle_nodes`. Read in
-    /// pages, so a first check over a large log holds hashes, not payloads.
+    /// pages, one ahead of the hashing, so a check over a large log holds hashes, not payloads.
     pub async fn event_leaves(&self, from: i64, to: i64) -> Result<Vec<(i64, Hash)>> {
-        let mut out = Vec::new();
-        let mut after = from - 1;
-        while after < to {
-            let rows = event::Entity::find()
-                .filter(event::Column::Revision.gt(after))
-                .filter(event::Column::Revision.lte(to))
-                .order_by_asc(event::Column::Revision)
-                .limit(BACKFILL_PAGE)
-                .all(&self.db)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.revision;
-            out.extend(rows.iter().map(|e| (e.revision, event_leaf(e))));
+        let mut out = Vec::with_capacity(usize::try_from(to - from + 1).unwrap_or(0));
+        let mut pages = self.event_pages(from - 1, to);
+        while let Some(page) = pages.next().await {
+            out.extend(page?.iter().take_while(|e| e.revision <= to).map(|e| {
+                let leaf = stored_leaf(e);
+                (e.revision, leaf)
+            }));
         }
         Ok(out)
     }
