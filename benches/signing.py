@@ -53,9 +53,10 @@ def main():
         port = bench.free_port()
         env = bench.safeguard_env(work, db, port, "all")
         env["SAFEGUARD__AUDIT__CHECKPOINTS"] = checkpoints
+        env["SAFEGUARD__CONSOLE__LISTEN_ADDR"] = f"127.0.0.1:{bench.free_port()}"
         env["SAFEGUARD__AUDIT__CHECKPOINT_INTERVAL_S"] = str(a.interval)
-        env["SAFEGUARD__AUDIT__SIGNING_KEY_FILE"] = os.path.join(work, "signing.key")
-        env["SAFEGUARD__AUDIT__CHECKPOINT_DIR"] = os.path.join(work, "checkpoints")
+        # The key and checkpoint directory are SQLite's defaults beside the database: the ones the
+        # import signed its checkpoint with, which the signing server must extend.
         servers.append(bench.Server(name, [binary, "serve"], env, port, bench.health_ok(binary, port)))
     echo_port = bench.free_port()
     echo = bench.Server("echo", [helper, "echo", "--listen", f"127.0.0.1:{echo_port}"], dict(os.environ), echo_port)
