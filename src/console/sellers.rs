@@ -87,8 +87,8 @@ pub async fn list(
         let snapshot = registry.snapshot();
         let ctx =
             Context { policy: registry.policy(), orders: &snapshot.orders, now: registry.clock().now(), stale: false };
-        let mut hits: Vec<Arc<SellerView>> =
-            snapshot.sellers.values().filter(|s| matches(s, &filters, &ctx)).cloned().collect();
+        let mut hits: Vec<SellerView> =
+            snapshot.iter().map(|s| s.view()).filter(|s| matches(s, &filters, &ctx)).collect();
         hits.sort_unstable_by(|a, b| a.seller_id.cmp(&b.seller_id));
         let more = hits.len() > (page + 1) * PAGE;
         (hits.into_iter().skip(page * PAGE).take(PAGE).collect::<Vec<_>>(), more)
