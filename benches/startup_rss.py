@@ -55,19 +55,25 @@ def main():
     p.add_argument("--sellers", type=int, default=180_000)
     p.add_argument("--database-url", help="an empty PostgreSQL database to load instead of SQLite")
     p.add_argument("--binary", help="a built safeguard binary (default: build the release one)")
+    p.add_argument("--loaded", help="a database URL already holding the sellers: skip generate and import")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for both servers")
     a = p.parse_args()
     binary = a.binary or bench.build()[0]
     env = dict(kv.split("=", 1) for kv in a.env)
     work = tempfile.mkdtemp(prefix="sg-rss-")
     data = os.path.join(work, "sellers.csv")
-    bench.run([binary, "generate", "--sellers", str(a.sellers), "--output", data])
-    db_url = a.database_url or f"sqlite://{work}/safeguard.db?mode=rwc"
-    t = time.monotonic()
-    bench.run([binary, "--database-url", db_url, "import", data], env=bench.safeguard_env(work, db_url, 0, "off"))
-    print(f"import of {a.sellers} sellers into {'PostgreSQL' if a.database_url else 'SQLite'}: "
-          f"{time.monotonic() - t:.1f} s", flush=True)
-    empty = serve(binary, env, f"sqlite://{work}/empty.db?mode=rwc", "empty")
+    db_url = a.loaded or a.database_url or f"sqlite://{work}/safeguard.db?mode=rwc"
+    if not a.loaded:
+        bench.run([binary, "generate", "--sellers", str(a.sellers), "--output", data])
+        t = time.monotonic()
+        bench.run([binary, "--database-url", db_url, "import", data],
+                  env=bench.safeguard_env(work, db_url, 0, "off"))
+        print(f"import of {a.sellers} sellers into {'PostgreSQL' if a.database_url else 'SQLite'}: "
+              f"{time.monotonic() - t:.1f} s", flush=True)
+    # Apart from the loaded database: the signed checkpoint is kept beside the database file, and
+    # an empty log under the loaded one's checkpoint would (rightly) halt as truncated.
+    os.makedirs(os.path.join(work, "empty"))
+    empty = serve(binary, env, f"sqlite://{work}/empty/empty.db?mode=rwc", "empty")
     loaded = serve(binary, env, db_url, "loaded")
     for name, s in (("empty", empty), ("loaded", loaded)):
         print(f"{name:6}: SERVING after {s['startup']:.2f} s · VmRSS {mib(s['VmRSS'])} (anon {mib(s['RssAnon'])}, "
