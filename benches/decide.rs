@@ -1,24 +1,41 @@
-//! The hot path of VerifySeller without the network: look a seller up in a snapshot-sized map and
-//! decide. The registry is synthetic but shaped like the case that motivated safeguard: 180,000
-//! foreign sellers, most with a complete contract, the rest missing a clause, expired, revoked,
-//! without a contract or suspended. Sellers live in the same persistent map the production snapshot
-//! uses (`imbl::HashMap<SellerId, Arc<SellerView>>`), and requests hit random sellers, so cache
-//! misses are part of the measurement; `baseline/lookup_only` measures the lookup alone on the same
-//! ids, so what `decide` adds is the difference.
+//! The hot path of VerifySeller without the network: look a seller up in the snapshot and decide.
+//! The registry is synthetic but shaped like the case that motivated safeguard: 180,000 foreign
+//! sellers (`SAFEGUARD_BENCH_SELLERS` for another count, e.g. 10000000), most with a complete
+//! contract, the rest missing a clause, expired, revoked, without a contract or suspended. Sellers
+//! live in the compact store the production snapshot uses ([`Sellers`]), and requests hit random
+//! sellers, so cache misses are part of the measurement; `baseline/lookup_only` measures the lookup
+//! alone on the same ids, so what `decide` adds is the difference.
+//!
+//! Memory is measured in the same run against an anchor: a plain
+//! `std::collections::HashMap<SellerId, SellerView>` built from the same data, with heap bytes
+//! counted by a counting global allocator. The anchor is built up to 2,000,000 sellers (above that
+//! it would dominate the peak RSS this bench reports); `anchor/decide_random_seller` decides on it.
 #![allow(clippy::unwrap_used)]
 
+use std::alloc::System;
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use cap::Cap;
 use criterion::{Criterion, criterion_group, criterion_main};
-use safeguard::domain::verify::{Context, Contract, OrderView, SellerView, SuspensionScope, VerifyRequest, decide};
+use safeguard::domain::verify::{
+    Context, Contract, OrderView, SellerView, SuspensionScope, VerifyRequest, decide, decide_for,
+};
 use safeguard::domain::{
     Clause, Country, DataCategory, Decision, Policy, Purpose, SellerId, SellerRole, SellerStatus, Set, Timestamp,
     TransferBasis, Vocab,
 };
+use safeguard::snapshot::Sellers;
 
-const SELLERS: usize = 180_000;
+/// Counts the heap bytes in use, for bytes per seller.
+#[global_allocator]
+static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+
+const DEFAULT_SELLERS: usize = 180_000;
+/// The largest registry the plain-HashMap anchor is built for.
+const ANCHOR_UP_TO: usize = 2_000_000;
 /// A power of two, so the benchmark loops index with a mask.
 const SAMPLE: usize = 4096;
 const DAY: i64 = 86_400;
@@ -60,7 +77,8 @@ fn full_contract(rng: &mut Rng, policy: &Policy, n: usize) -> Contract {
             .collect();
     let everything: Set<DataCategory> = DataCategory::ALL.iter().copied().collect();
     Contract {
-        attestation_id: Arc::from(format!("att-{n:07}")),
+        // Attestation ids are server-assigned UUIDs (v7).
+        attestation_id: Arc::from(format!("0192f0c4-{:04x}-7{:03x}-8000-{n:012x}", n >> 16 & 0xffff, n & 0xfff)),
         clauses,
         purposes,
         categories: everything.difference(policy.prohibited),
@@ -71,7 +89,7 @@ fn full_contract(rng: &mut Rng, policy: &Policy, n: usize) -> Contract {
     }
 }
 
-fn seller(rng: &mut Rng, policy: &Policy, i: usize) -> SellerView {
+fn seller(rng: &mut Rng, policy: &Policy, i: usize, sellers: usize) -> SellerView {
     let mut contract = full_contract(rng, policy, i);
     let mut status = SellerStatus::Active;
     let contracts = match rng.below(100) {
@@ -94,7 +112,7 @@ fn seller(rng: &mut Rng, policy: &Policy, i: usize) -> SellerView {
         }
         // A renewal: the old contract expired, the new one is in force.
         86..92 => {
-            let mut old = full_contract(rng, policy, SELLERS + i);
+            let mut old = full_contract(rng, policy, sellers + i);
             old.expire = contract.effective;
             vec![old, contract]
         }
@@ -118,9 +136,31 @@ fn seller(rng: &mut Rng, policy: &Policy, i: usize) -> SellerView {
     }
 }
 
+/// The seed of the registry: the compact store and the anchor are built from the same sellers.
+const SEED: u64 = 0x5AFE_6A4D_2026_0001;
+
+fn sellers_wanted() -> usize {
+    std::env::var("SAFEGUARD_BENCH_SELLERS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(DEFAULT_SELLERS)
+}
+
+/// A line of /proc/self/status in bytes (VmHWM: peak RSS; VmRSS: now).
+fn proc_status_bytes(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 struct Fixture {
     policy: Policy,
-    sellers: imbl::HashMap<SellerId, Arc<SellerView>>,
+    sellers: Sellers,
+    anchor: Option<HashMap<SellerId, SellerView>>,
     orders: Vec<OrderView>,
     fulfilment: Vec<VerifyRequest>,
     customs: Vec<VerifyRequest>,
@@ -129,9 +169,42 @@ struct Fixture {
 impl Fixture {
     fn build() -> Self {
         let policy = Policy::default_pipa();
-        let mut rng = Rng(0x5AFE_6A4D_2026_0001);
-        let sellers: imbl::HashMap<SellerId, Arc<SellerView>> =
-            (0..SELLERS).map(|i| (seller_id(i), Arc::new(seller(&mut rng, &policy, i)))).collect();
+        let n = sellers_wanted();
+        let heap_before = ALLOCATOR.allocated();
+        let started = Instant::now();
+        let mut rng = Rng(SEED);
+        let mut sellers = Sellers::default();
+        // Streamed: each seller is compiled into the store and dropped, as the start-up fold does.
+        for i in 0..n {
+            sellers.insert(&seller(&mut rng, &policy, i, n));
+        }
+        sellers.shrink_to_fit();
+        let compact = ALLOCATOR.allocated() - heap_before;
+        let rss = proc_status_bytes("VmRSS:").unwrap_or(0);
+        let hwm = proc_status_bytes("VmHWM:").unwrap_or(0);
+        eprintln!(
+            "{n} sellers: compact snapshot {compact} B heap = {:.1} B/seller (built in {:.1} s); \
+             process RSS {:.0} MiB, peak RSS (VmHWM) {:.0} MiB",
+            compact as f64 / n as f64,
+            started.elapsed().as_secs_f64(),
+            mib(rss),
+            mib(hwm),
+        );
+        let anchor = (n <= ANCHOR_UP_TO).then(|| {
+            let before = ALLOCATOR.allocated();
+            let mut rng = Rng(SEED);
+            let anchor: HashMap<SellerId, SellerView> =
+                (0..n).map(|i| seller(&mut rng, &policy, i, n)).map(|v| (v.seller_id.clone(), v)).collect();
+            let bytes = ALLOCATOR.allocated() - before;
+            eprintln!(
+                "{n} sellers: anchor HashMap<SellerId, SellerView> {bytes} B heap = {:.1} B/seller; \
+                 compact / anchor = {:.2}",
+                bytes as f64 / n as f64,
+                compact as f64 / bytes as f64,
+            );
+            anchor
+        });
+        let mut rng = Rng(SEED ^ 0xDEC1DE);
         // A few orders, as a regulator might issue: they are scanned on every decision.
         let orders = vec![
             OrderView {
@@ -161,7 +234,7 @@ impl Fixture {
             basis_evidence_ref: String::new(),
             min_revision: 0,
         };
-        let picks: Vec<usize> = (0..SAMPLE).map(|_| rng.below(SELLERS as u64) as usize).collect();
+        let picks: Vec<usize> = (0..SAMPLE).map(|_| rng.below(n as u64) as usize).collect();
         let fulfilment = picks
             .iter()
             .map(|&i| {
@@ -188,7 +261,7 @@ impl Fixture {
                 )
             })
             .collect();
-        Self { policy, sellers, orders, fulfilment, customs }
+        Self { policy, sellers, anchor, orders, fulfilment, customs }
     }
 
     fn context(&self) -> Context<'_> {
@@ -197,8 +270,8 @@ impl Fixture {
 
     /// What the production snapshot does per request: one lookup, one decision.
     fn verify(&self, req: &VerifyRequest) -> Decision {
-        let seller = self.sellers.get(req.seller_id.as_str()).map(|s| &**s);
-        decide(&self.context(), seller, req).decision
+        let seller = self.sellers.get(req.seller_id.as_str());
+        decide_for(&self.context(), seller.as_ref(), req).decision
     }
 
     /// How the sample decides, so the numbers can be read against a known mix.
@@ -222,7 +295,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let req = &fx.fulfilment[i & (SAMPLE - 1)];
             i += 1;
-            black_box(fx.sellers.get(black_box(req.seller_id.as_str())).map(|s| s.status))
+            black_box(fx.sellers.get(black_box(req.seller_id.as_str())).map(|s| s.contract_count()))
         });
     });
     group.finish();
@@ -235,12 +308,26 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let req = black_box(&requests[i & (SAMPLE - 1)]);
                 i += 1;
-                let seller = fx.sellers.get(req.seller_id.as_str()).map(|s| &**s);
-                decide(&ctx, seller, req)
+                let seller = fx.sellers.get(req.seller_id.as_str());
+                decide_for(&ctx, seller.as_ref(), req)
             });
         });
     }
     group.finish();
+
+    if let Some(anchor) = &fx.anchor {
+        let mut group = c.benchmark_group("anchor");
+        group.bench_function("decide_random_seller", |b| {
+            let ctx = fx.context();
+            let mut i = 0;
+            b.iter(|| {
+                let req = black_box(&fx.fulfilment[i & (SAMPLE - 1)]);
+                i += 1;
+                decide(&ctx, anchor.get(req.seller_id.as_str()), req)
+            });
+        });
+        group.finish();
+    }
 }
 
 criterion_group! {

@@ -151,7 +151,7 @@ impl App {
         // service cannot change a decision.
         let loaded = crate::snapshot::load_from(&sources).await.context("cannot load the registry")?;
         let snapshot = loaded.snapshot;
-        tracing::info!(revision = snapshot.revision, sellers = snapshot.sellers.len(), policy = %policy.version, standbys = settings.database.read_urls.len(), "registry loaded");
+        tracing::info!(revision = snapshot.revision, sellers = snapshot.len(), policy = %policy.version, standbys = settings.database.read_urls.len(), "registry loaded");
         let registry = Registry::with_clock(
             snapshot,
             policy,

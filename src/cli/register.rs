@@ -13,9 +13,9 @@ use anyhow::Context as _;
 
 use crate::config::Settings;
 use crate::domain::replay::compliance::{Recipient, asks, recipient};
-use crate::domain::verify::{Context, SellerView};
+use crate::domain::verify::Context;
 use crate::domain::{Policy, Timestamp, Vocab};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Record, Snapshot};
 use crate::startup::{connect_store, load_policy};
 
 /// `safeguard register`.
@@ -122,16 +122,16 @@ fn write_register<W: Write>(
     out: W,
 ) -> anyhow::Result<(RegisterSummary, W)> {
     let mut summary = RegisterSummary {
-        sellers: snapshot.sellers.len(),
+        sellers: snapshot.len(),
         revision: snapshot.revision,
         policy_version: policy.version.clone(),
         ..RegisterSummary::default()
     };
     let ctx = Context { policy, orders: &snapshot.orders, now, stale: false };
     let asks = asks(policy);
-    let mut sellers: Vec<&SellerView> = snapshot.sellers.values().map(|s| &**s).collect();
-    sellers.sort_unstable_by(|a, b| a.seller_id.cmp(&b.seller_id));
-    let entries = sellers.into_iter().filter_map(|s| recipient(&ctx, s, &asks));
+    let mut sellers: Vec<Record<'_>> = snapshot.iter().collect();
+    sellers.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    let entries = sellers.into_iter().filter_map(|s| recipient(&ctx, &s.view(), &asks));
     let out = match format {
         RegisterFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);

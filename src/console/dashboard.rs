@@ -30,7 +30,7 @@ pub async fn show(State(state): State<Arc<ConsoleState>>, session: Session, lang
         let snapshot = registry.snapshot();
         let now = registry.clock().now();
         let ctx = Context { policy: registry.policy(), orders: &snapshot.orders, now, stale: false };
-        (compliance(&ctx, snapshot.sellers.values().map(|s| &**s), 90), now, snapshot.revision)
+        (compliance(&ctx, snapshot.iter().map(|s| s.view()), 90), now, snapshot.revision)
     })
     .await
     .map_err(|e| Error::Internal(format!("the dashboard task failed: {e}")))?;

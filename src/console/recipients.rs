@@ -143,7 +143,7 @@ fn build_register(registry: &Registry, build: u64) -> Register {
     let policy = registry.policy();
     let ctx = Context { policy, orders: &snapshot.orders, now: registry.clock().now(), stale: false };
     let asks = asks(policy);
-    let mut list: Vec<Recipient> = snapshot.sellers.values().filter_map(|s| recipient(&ctx, s, &asks)).collect();
+    let mut list: Vec<Recipient> = snapshot.iter().filter_map(|s| recipient(&ctx, &s.view(), &asks)).collect();
     list.sort_unstable_by(|a, b| (a.country, &a.seller_id).cmp(&(b.country, &b.seller_id)));
     let mut countries: Vec<(Country, Range<usize>)> = Vec::new();
     for (i, r) in list.iter().enumerate() {

@@ -19,9 +19,10 @@ use super::text::Lang;
 use crate::auth::Role;
 use crate::domain::registry::{Attestation, Seller};
 use crate::domain::replay::compliance::{Standing, asks, evaluate, missing_clauses, standing};
-use crate::domain::verify::{Context, Reason, SellerView, SuspensionScope, Verdict, VerifyRequest};
+use crate::domain::verify::{Context, Reason, SellerFacts, SellerView, SuspensionScope, Verdict, VerifyRequest};
 use crate::domain::{Clause, DataCategory, Purpose, SellerId, SellerRole, SellerStatus, TransferBasis, Vocab};
 use crate::error::Error;
+use crate::snapshot::Record;
 use crate::store::DecisionFilter;
 
 /// Sellers per list page.
@@ -39,18 +40,19 @@ fn standing_name(s: Standing) -> &'static str {
 
 /// Whether `s` passes the list's filters (the costly ones, standing and missing clause, judge the
 /// seller with the decision engine only when asked for).
-fn matches(s: &SellerView, f: &Fields, ctx: &Context<'_>) -> bool {
+/// The seller is read in place, and materialised only for the costly filters.
+fn matches(r: &Record<'_>, f: &Fields, ctx: &Context<'_>) -> bool {
     let q = f.str("q").trim().to_lowercase();
-    if !q.is_empty() && !s.seller_id.as_str().to_lowercase().contains(&q) && !s.legal_name.to_lowercase().contains(&q) {
+    if !q.is_empty() && !r.seller_id().to_lowercase().contains(&q) && !r.legal_name().to_lowercase().contains(&q) {
         return false;
     }
     let eq = |name: &str, value: &str| f.str(name).is_empty() || f.str(name) == value;
-    if !eq("country", s.country.as_str()) || !eq("status", s.status.name()) || !eq("role", s.role.name()) {
+    if !eq("country", r.country().as_str()) || !eq("status", r.status().name()) || !eq("role", r.role().name()) {
         return false;
     }
     if let Ok(days) = f.str("expiring").parse::<i64>() {
         let horizon = ctx.now.plus_days(days);
-        if !s.contracts.iter().any(|c| c.in_force(ctx.now) && c.expire <= horizon) {
+        if !r.terms().any(|c| c.in_force(ctx.now) && c.expire <= horizon) {
             return false;
         }
     }
@@ -58,6 +60,8 @@ fn matches(s: &SellerView, f: &Fields, ctx: &Context<'_>) -> bool {
     if state.is_empty() && clause.is_empty() {
         return true;
     }
+    let view = r.view();
+    let s = &view;
     let asks = asks(ctx.policy);
     let verdicts = if s.status == SellerStatus::Active { evaluate(ctx, s, &asks) } else { Vec::new() };
     (state.is_empty() || standing_name(standing(s, &verdicts)) == state)
@@ -87,11 +91,11 @@ pub async fn list(
         let snapshot = registry.snapshot();
         let ctx =
             Context { policy: registry.policy(), orders: &snapshot.orders, now: registry.clock().now(), stale: false };
-        let mut hits: Vec<Arc<SellerView>> =
-            snapshot.sellers.values().filter(|s| matches(s, &filters, &ctx)).cloned().collect();
-        hits.sort_unstable_by(|a, b| a.seller_id.cmp(&b.seller_id));
+        let mut hits: Vec<Record<'_>> = snapshot.iter().filter(|s| matches(s, &filters, &ctx)).collect();
+        hits.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         let more = hits.len() > (page + 1) * PAGE;
-        (hits.into_iter().skip(page * PAGE).take(PAGE).collect::<Vec<_>>(), more)
+        // Only the page shown is materialised.
+        (hits.into_iter().skip(page * PAGE).take(PAGE).map(|r| r.view()).collect::<Vec<SellerView>>(), more)
     })
     .await
     .map_err(|e| Error::Internal(format!("the seller list task failed: {e}")))?;

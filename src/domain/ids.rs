@@ -40,6 +40,12 @@ impl SellerId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of text that was a valid id when it was stored (the compact snapshot's records):
+    /// not checked again.
+    pub(crate) fn from_stored(raw: &str) -> Self {
+        Self(Arc::from(raw))
+    }
 }
 
 impl TryFrom<String> for SellerId {
@@ -89,6 +95,17 @@ impl Country {
             return Err("is not an assigned ISO 3166-1 alpha-2 code");
         }
         Ok(Self([bytes[0], bytes[1]]))
+    }
+
+    /// The two letters, for compact storage.
+    pub fn as_bytes(self) -> [u8; 2] {
+        self.0
+    }
+
+    /// The code of bytes that [`as_bytes`](Self::as_bytes) gave (the compact snapshot's records):
+    /// not looked up in the ISO list again, which would cost more than the decision itself.
+    pub(crate) fn from_stored(bytes: [u8; 2]) -> Self {
+        Self(bytes)
     }
 
     /// The code as text.

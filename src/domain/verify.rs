@@ -61,8 +61,61 @@ impl Contract {
 
     /// In force at `now`: active, and effective ≤ now < expire.
     pub fn in_force(&self, now: Timestamp) -> bool {
+        self.terms().in_force(now)
+    }
+
+    /// What the decision engine reads of the contract, without its id.
+    pub fn terms(&self) -> Terms {
+        Terms {
+            clauses: self.clauses,
+            purposes: self.purposes,
+            categories: self.categories,
+            effective: self.effective,
+            expire: self.expire,
+            revoked: self.revoked,
+            retention_days: self.retention_days,
+        }
+    }
+}
+
+/// The terms of a contract as the decision engine reads them: plain bitsets and times, `Copy`, so
+/// a compact snapshot can hand them out without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    pub clauses: Set<Clause>,
+    pub purposes: Set<Purpose>,
+    pub categories: Set<DataCategory>,
+    pub effective: Timestamp,
+    pub expire: Timestamp,
+    pub revoked: bool,
+    /// 0: no limit of the contract's own.
+    pub retention_days: u32,
+}
+
+impl Terms {
+    /// In force at `now`: active, and effective ≤ now < expire.
+    pub fn in_force(&self, now: Timestamp) -> bool {
         !self.revoked && self.effective <= now && now < self.expire
     }
+}
+
+/// What the decision engine needs to know of a seller, however it is stored: a [`SellerView`], or a
+/// record of the compact in-memory snapshot read in place. [`decide_for`] reads nothing else, so
+/// every representation gets the same verdict.
+pub trait SellerFacts {
+    fn seller_id(&self) -> &str;
+    fn legal_name(&self) -> &str;
+    fn privacy_contact(&self) -> &str;
+    fn country(&self) -> Country;
+    fn status(&self) -> SellerStatus;
+    fn role(&self) -> SellerRole;
+    /// The latest supervision evidence (PIPA 26(4)), if any was recorded.
+    fn last_supervision(&self) -> Option<Timestamp>;
+    /// The terms of every contract, in first-seen order.
+    fn terms(&self) -> impl Iterator<Item = Terms> + Clone;
+    /// The attestation id of the `index`th contract of [`terms`](Self::terms). Only called for the
+    /// contracts a decision relies on.
+    fn attestation_id(&self, index: usize) -> Arc<str>;
 }
 
 /// A seller as the decision engine needs it.
@@ -95,6 +148,36 @@ impl SellerView {
     }
 }
 
+impl SellerFacts for SellerView {
+    fn seller_id(&self) -> &str {
+        self.seller_id.as_str()
+    }
+    fn legal_name(&self) -> &str {
+        &self.legal_name
+    }
+    fn privacy_contact(&self) -> &str {
+        &self.privacy_contact
+    }
+    fn country(&self) -> Country {
+        self.country
+    }
+    fn status(&self) -> SellerStatus {
+        self.status
+    }
+    fn role(&self) -> SellerRole {
+        self.role
+    }
+    fn last_supervision(&self) -> Option<Timestamp> {
+        self.last_supervision
+    }
+    fn terms(&self) -> impl Iterator<Item = Terms> + Clone {
+        self.contracts.iter().map(Contract::terms)
+    }
+    fn attestation_id(&self, index: usize) -> Arc<str> {
+        self.contracts.get(index).map(|c| c.attestation_id.clone()).unwrap_or_else(|| Arc::from(""))
+    }
+}
+
 /// What a suspension order (PIPA 28-9) applies to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SuspensionScope {
@@ -123,10 +206,10 @@ impl OrderView {
         }
     }
 
-    fn matches(&self, seller: &SellerView) -> bool {
+    fn matches(&self, seller: &impl SellerFacts) -> bool {
         match &self.scope {
-            SuspensionScope::Seller(id) => *id == seller.seller_id,
-            SuspensionScope::Country(c) => *c == seller.country,
+            SuspensionScope::Seller(id) => id.as_str() == seller.seller_id(),
+            SuspensionScope::Country(c) => *c == seller.country(),
         }
     }
 
@@ -242,6 +325,12 @@ fn deny_all(req: &VerifyRequest, reason: Reason, valid_until: Timestamp) -> Verd
 
 /// Decides `req` for `seller` (`None`: not in the registry). Rules 2 to 9 of DESIGN.md, in order.
 pub fn decide(ctx: &Context<'_>, seller: Option<&SellerView>, req: &VerifyRequest) -> Verdict {
+    decide_for(ctx, seller, req)
+}
+
+/// [`decide`] for a seller in any representation: the compact snapshot's records are decided in
+/// place, without building a [`SellerView`].
+pub fn decide_for<S: SellerFacts>(ctx: &Context<'_>, seller: Option<&S>, req: &VerifyRequest) -> Verdict {
     let now = ctx.now;
     let policy = ctx.policy;
     let mut valid_until = now.plus_seconds(i64::from(policy.decision_ttl_seconds));
@@ -254,7 +343,7 @@ pub fn decide(ctx: &Context<'_>, seller: Option<&SellerView>, req: &VerifyReques
     let Some(seller) = seller else {
         return deny_all(req, Reason::of(ReasonCode::SellerUnknown), valid_until);
     };
-    match seller.status {
+    match seller.status() {
         SellerStatus::Active => {}
         SellerStatus::Suspended => return deny_all(req, Reason::of(ReasonCode::SellerSuspended), valid_until),
         SellerStatus::Offboarded => return deny_all(req, Reason::of(ReasonCode::SellerOffboarded), valid_until),
@@ -276,17 +365,17 @@ pub fn decide(ctx: &Context<'_>, seller: Option<&SellerView>, req: &VerifyReques
     // Rules 5 and 6 yield either a seller-level reason for every category not already suspended,
     // or the union of the contracts in force.
     let rule = policy.purpose(req.purpose);
-    let mut in_force = seller.contracts.iter().filter(|c| c.in_force(now)).peekable();
+    let mut in_force = seller.terms().enumerate().filter(|(_, c)| c.in_force(now)).peekable();
     let seller_level: Option<ReasonCode> = if rule.denied {
         Some(ReasonCode::PurposeDeniedByPolicy)
     } else if let Some(basis) = req.basis {
-        (!rule.bases[role_index(seller.role)].contains(basis)).then_some(ReasonCode::BasisNotAccepted)
+        (!rule.bases[role_index(seller.role())].contains(basis)).then_some(ReasonCode::BasisNotAccepted)
     } else {
         Some(ReasonCode::BasisMissing)
     }
-    .or_else(|| in_force.peek().is_none().then(|| no_contract_reason(&seller.contracts, now)));
+    .or_else(|| in_force.peek().is_none().then(|| no_contract_reason(seller.terms(), now)));
 
-    for c in seller.contracts.iter().filter(|c| !c.revoked && c.effective > now) {
+    for c in seller.terms().filter(|c| !c.revoked && c.effective > now) {
         // A contract that becomes effective later may change the answer then.
         valid_until = valid_until.min(c.effective);
     }
@@ -298,11 +387,11 @@ pub fn decide(ctx: &Context<'_>, seller: Option<&SellerView>, req: &VerifyReques
     let mut retention_days = rule.retention_days;
     let mut earliest_expire = Timestamp::MAX;
     if seller_level.is_none() {
-        for c in in_force {
+        for (index, c) in in_force {
             clauses = clauses.union(c.clauses);
             purposes = purposes.union(c.purposes);
             categories = categories.union(c.categories);
-            attestation_ids.push(c.attestation_id.clone());
+            attestation_ids.push(seller.attestation_id(index));
             if c.retention_days > 0 {
                 retention_days = retention_days.min(c.retention_days);
             }
@@ -375,9 +464,9 @@ pub fn decide(ctx: &Context<'_>, seller: Option<&SellerView>, req: &VerifyReques
             reasons.push(Reason::of(ReasonCode::AuditOverdue));
         }
         Some(Disclosure {
-            recipient_legal_name: seller.legal_name.clone(),
-            recipient_contact: seller.privacy_contact.clone(),
-            country: seller.country,
+            recipient_legal_name: seller.legal_name().to_owned(),
+            recipient_contact: seller.privacy_contact().to_owned(),
+            country: seller.country(),
             purpose: req.purpose,
             categories: allowed.clone(),
             retention_days,
@@ -388,12 +477,12 @@ pub fn decide(ctx: &Context<'_>, seller: Option<&SellerView>, req: &VerifyReques
 }
 
 /// Rule 6 when no contract is in force: the most telling reason, in DESIGN.md's order.
-fn no_contract_reason(contracts: &[Contract], now: Timestamp) -> ReasonCode {
-    if contracts.iter().any(|c| c.revoked) {
+fn no_contract_reason(contracts: impl Iterator<Item = Terms> + Clone, now: Timestamp) -> ReasonCode {
+    if contracts.clone().any(|c| c.revoked) {
         ReasonCode::ContractRevoked
-    } else if contracts.iter().any(|c| c.effective > now) {
+    } else if contracts.clone().any(|c| c.effective > now) {
         ReasonCode::ContractNotYetEffective
-    } else if contracts.iter().any(|c| c.expire <= now) {
+    } else if contracts.clone().any(|c| c.expire <= now) {
         ReasonCode::ContractExpired
     } else {
         ReasonCode::ContractMissing
@@ -401,10 +490,10 @@ fn no_contract_reason(contracts: &[Contract], now: Timestamp) -> ReasonCode {
 }
 
 /// An entrustee processes on the platform's behalf, so the platform must supervise it (PIPA 26(4)).
-fn audit_overdue(policy: &Policy, seller: &SellerView, now: Timestamp) -> bool {
-    match (seller.role, policy.supervision_interval_days) {
+fn audit_overdue(policy: &Policy, seller: &impl SellerFacts, now: Timestamp) -> bool {
+    match (seller.role(), policy.supervision_interval_days) {
         (SellerRole::Entrustee, Some(days)) => {
-            seller.last_supervision.is_none_or(|t| t.plus_days(i64::from(days)) < now)
+            seller.last_supervision().is_none_or(|t| t.plus_days(i64::from(days)) < now)
         }
         _ => false,
     }

@@ -205,6 +205,19 @@ impl<T: Vocab> Set<T> {
         1u32 << value.number()
     }
 
+    /// The set as one integer: bit `n` is the value numbered `n`. A compact record stores this.
+    pub const fn bits(self) -> u32 {
+        self.bits
+    }
+
+    /// The set whose [`bits`](Self::bits) are `bits`; bits that name no value are dropped, so a
+    /// damaged record can never add a value the vocabulary does not have.
+    pub fn from_bits(bits: u32) -> Self {
+        // Values are numbered 1..=N without gaps (the proto numbers), so the known bits are 1..=N.
+        let known = ((1u64 << (T::ALL.len() + 1)) - 2) as u32;
+        Self { bits: bits & known, _kind: PhantomData }
+    }
+
     /// Whether `value` is in the set.
     pub fn contains(self, value: T) -> bool {
         self.bits & Self::bit(value) != 0
@@ -290,5 +303,7 @@ mod tests {
         assert_eq!(set.len(), 2);
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![DataCategory::Email, DataCategory::CustomsCode]);
         assert!(set.difference(set).is_empty());
+        assert_eq!(Set::<DataCategory>::from_bits(set.bits()), set);
+        assert_eq!(Set::<Purpose>::from_bits(u32::MAX).len(), Purpose::ALL.len());
     }
 }

@@ -79,9 +79,8 @@ pub async fn monitor(reporter: HealthReporter, store: Store, registry: Arc<Regis
         metrics::gauge!("safeguard_database_pool_connections", "state" => "idle").set(idle as f64);
         if tick.is_multiple_of(RECOUNT_EVERY) {
             let now = Timestamp::now();
-            let sellers = snapshot.sellers.len();
-            let in_force: usize =
-                snapshot.sellers.values().map(|s| s.contracts.iter().filter(|c| c.in_force(now)).count()).sum();
+            let sellers = snapshot.len();
+            let in_force: usize = snapshot.iter().map(|s| s.in_force_count(now)).sum();
             metrics::gauge!("safeguard_sellers").set(sellers as f64);
             metrics::gauge!("safeguard_attestations_in_force").set(in_force as f64);
         }

@@ -31,6 +31,7 @@ const BATCH: u64 = 2000;
 pub async fn load(store: &Store) -> Result<(Snapshot, Option<(i64, String)>)> {
     let mut snap = Snapshot::default();
     let folded = store.fold_log(&mut snap).await?;
+    snap.sellers.shrink_to_fit();
     snap.revision = folded.revision;
     snap.hash = folded.hash;
     Ok((snap, folded.broken))

@@ -3,10 +3,13 @@
 //! incrementally; readers get a consistent, immutable version through one atomic load and never wait
 //! for the database or a lock.
 //!
-//! The map is a persistent (structurally shared) hash map, so applying a change copies a handful of
-//! nodes, not 180,000 entries, and a reader holding the previous version is never disturbed.
+//! Sellers are held compact ([`Sellers`]): each seller one run of bytes in a sharded arena, read
+//! in place by the decision engine ([`Record`]), and a change copies only the shard it touches, so a
+//! reader holding the previous version is never disturbed.
 
 mod follower;
+mod record;
+mod sellers;
 mod sources;
 
 use std::sync::Arc;
@@ -18,13 +21,17 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 pub use follower::{Loaded, catch_up_from, load, load_from, spawn_follower, sync_once};
+pub use record::Record;
+pub use sellers::{SHARDS, Sellers};
 pub use sources::{Sources, spawn_heartbeat};
 
 use crate::clock::WallClock;
 use crate::domain::chain::GENESIS_HASH;
-use crate::domain::fold::{self, FoldTarget};
+use crate::domain::fold::FoldTarget;
 use crate::domain::registry::{Attestation, Seller, SuspensionOrder};
-use crate::domain::verify::{Context, Contract, Decided, OrderView, SellerView, VerifyRequest, decide};
+use crate::domain::verify::{
+    Context, Contract, Decided, OrderView, SellerFacts, SellerView, VerifyRequest, decide_for,
+};
 use crate::domain::{Policy, SellerId, Timestamp};
 use crate::error::{Error, Result};
 
@@ -35,7 +42,8 @@ pub struct Snapshot {
     /// The hash of the event at `revision` (the genesis hash before the first): the next event must
     /// link to it, or the follower stops.
     pub hash: String,
-    pub sellers: imbl::HashMap<SellerId, Arc<SellerView>>,
+    /// Every seller, compact. Read it through [`Snapshot::get`] and [`Snapshot::iter`].
+    pub sellers: Sellers,
     /// Every suspension order, as the engine reads them (few: rebuilt on each order change).
     pub orders: Arc<Vec<OrderView>>,
     orders_by_id: imbl::HashMap<String, OrderView>,
@@ -46,7 +54,7 @@ impl Default for Snapshot {
         Self {
             revision: 0,
             hash: GENESIS_HASH.to_owned(),
-            sellers: imbl::HashMap::new(),
+            sellers: Sellers::default(),
             orders: Arc::default(),
             orders_by_id: imbl::HashMap::new(),
         }
@@ -54,34 +62,73 @@ impl Default for Snapshot {
 }
 
 impl Snapshot {
-    fn update_seller(&mut self, id: &SellerId, f: impl FnOnce(&mut SellerView)) {
-        if let Some(current) = self.sellers.get(id) {
-            let mut view = SellerView::clone(current);
-            f(&mut view);
-            self.sellers.insert(id.clone(), Arc::new(view));
-        }
+    /// The seller `id`, read in place.
+    pub fn get(&self, id: &str) -> Option<Record<'_>> {
+        self.sellers.get(id)
+    }
+
+    /// The seller `id` as an owned view.
+    pub fn view(&self, id: &str) -> Option<SellerView> {
+        self.get(id).map(|r| r.view())
+    }
+
+    /// Every seller, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
+        self.sellers.iter()
+    }
+
+    /// How many sellers the registry holds.
+    pub fn len(&self) -> usize {
+        self.sellers.len()
+    }
+
+    /// Whether the registry holds no seller.
+    pub fn is_empty(&self) -> bool {
+        self.sellers.is_empty()
     }
 }
 
 impl FoldTarget for Snapshot {
     fn has_seller(&self, id: &SellerId) -> bool {
-        self.sellers.contains_key(id)
+        self.sellers.contains(id.as_str())
     }
 
     fn put_seller(&mut self, s: &Seller) {
-        let mut view = SellerView::of(s);
-        if let Some(current) = self.sellers.get(&s.seller_id) {
-            view.contracts.clone_from(&current.contracts);
-            view.last_supervision = current.last_supervision;
-        }
-        self.sellers.insert(s.seller_id.clone(), Arc::new(view));
+        let view = SellerView::of(s);
+        let mut fields = record::Fields::of(&view);
+        let bytes = match self.sellers.get(s.seller_id.as_str()) {
+            Some(current) => {
+                fields.last_supervision = current.last_supervision();
+                record::encode_with(&fields, current.contract_count() as u16, current.contract_bytes())
+            }
+            None => record::encode_with(&fields, 0, &[]),
+        };
+        self.sellers.put(&bytes);
     }
 
     fn put_attestation(&mut self, a: &Attestation) {
-        let contract = Contract::compile(a);
-        self.update_seller(&a.seller_id, |view| {
-            fold::upsert(&mut view.contracts, contract, |c| c.attestation_id.clone())
-        });
+        let Some(current) = self.sellers.get(a.seller_id.as_str()) else { return };
+        let mut encoded = Vec::new();
+        record::encode_contract(&Contract::compile(a), &mut encoded);
+        let id = record::id_bytes(&encoded);
+        // Replaced in place, or appended: "as last changed, in first-seen order", as fold::upsert.
+        let mut contracts = Vec::with_capacity(current.contract_bytes().len() + encoded.len());
+        let mut found = false;
+        for c in current.contract_slices() {
+            if !found && record::id_bytes(c) == id {
+                contracts.extend_from_slice(&encoded);
+                found = true;
+            } else {
+                contracts.extend_from_slice(c);
+            }
+        }
+        let mut count = current.contract_count();
+        if !found {
+            contracts.extend_from_slice(&encoded);
+            count += 1;
+        }
+        let bytes = record::encode_with(&current.fields(), u16::try_from(count).unwrap_or(u16::MAX), &contracts);
+        self.sellers.put(&bytes);
     }
 
     fn put_order(&mut self, o: &SuspensionOrder) {
@@ -90,11 +137,15 @@ impl FoldTarget for Snapshot {
     }
 
     fn last_supervision(&self, id: &SellerId) -> Option<Timestamp> {
-        self.sellers.get(id).and_then(|v| v.last_supervision)
+        self.sellers.get(id.as_str()).and_then(|r| r.last_supervision())
     }
 
     fn set_last_supervision(&mut self, id: &SellerId, time: Timestamp) {
-        self.update_seller(id, |view| view.last_supervision = Some(time));
+        let Some(current) = self.sellers.get(id.as_str()) else { return };
+        let mut fields = current.fields();
+        fields.last_supervision = Some(time);
+        let bytes = record::encode_with(&fields, current.contract_count() as u16, current.contract_bytes());
+        self.sellers.put(&bytes);
     }
 }
 
@@ -248,7 +299,7 @@ impl Registry {
         let now = self.clock.now();
         let snap = self.current.load();
         let ctx = Context { policy: &self.policy, orders: &snap.orders, now, stale: !self.is_fresh() };
-        let seller = snap.sellers.get(req.seller_id.as_str()).map(|s| &**s);
-        Decided { verdict: decide(&ctx, seller, req), revision: snap.revision, now }
+        let seller = snap.sellers.get(req.seller_id.as_str());
+        Decided { verdict: decide_for(&ctx, seller.as_ref(), req), revision: snap.revision, now }
     }
 }

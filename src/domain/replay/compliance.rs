@@ -142,9 +142,9 @@ pub struct Compliance {
 
 /// Judges every seller at `ctx.now`; lists the contracts in force that expire within
 /// `expiring_within_days`.
-pub fn compliance<'a>(
+pub fn compliance(
     ctx: &Context<'_>,
-    sellers: impl IntoIterator<Item = &'a SellerView>,
+    sellers: impl IntoIterator<Item = impl std::borrow::Borrow<SellerView>>,
     expiring_within_days: u32,
 ) -> Compliance {
     let asks = asks(ctx.policy);
@@ -152,6 +152,7 @@ pub fn compliance<'a>(
     let mut out = Compliance::default();
     let mut missing: BTreeMap<Clause, i64> = BTreeMap::new();
     for seller in sellers {
+        let seller = seller.borrow();
         // A seller not active is denied before anything is asked: no need to ask.
         let verdicts = if seller.status == SellerStatus::Active { evaluate(ctx, seller, &asks) } else { Vec::new() };
         out.countries.entry(seller.country).or_default().add(standing(seller, &verdicts));
