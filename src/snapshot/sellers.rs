@@ -9,7 +9,7 @@
 //! and a control byte. With 1,024 shards a change copies about 1/1,024 of the registry.
 
 use std::hash::BuildHasher;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
@@ -60,9 +60,6 @@ pub struct Sellers {
     shards: Box<[Arc<Shard>]>,
     len: usize,
     hasher: foldhash::fast::RandomState,
-    /// Owned views for callers that borrow `&SellerView`s from the snapshot ([`Sellers::values`]);
-    /// built on first use, per version.
-    views: OnceLock<Box<[Box<SellerView>]>>,
 }
 
 impl Default for Sellers {
@@ -73,16 +70,14 @@ impl Default for Sellers {
             shards: (0..SHARDS).map(|_| Arc::clone(&empty)).collect(),
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
-            views: OnceLock::new(),
         }
     }
 }
 
 impl Clone for Sellers {
-    /// Another version sharing every shard; the views are not carried over, since the clone is
-    /// about to change.
+    /// Another version sharing every shard.
     fn clone(&self) -> Self {
-        Self { shards: self.shards.clone(), len: self.len, hasher: self.hasher.clone(), views: OnceLock::new() }
+        Self { shards: self.shards.clone(), len: self.len, hasher: self.hasher.clone() }
     }
 }
 
@@ -125,13 +120,6 @@ impl Sellers {
         self.shards.iter().flat_map(|s| s.table.iter().map(|&o| s.record(o)))
     }
 
-    /// Every seller as an owned view, built once per version on first use and kept with it. For
-    /// callers that hold `&SellerView`s borrowed from the snapshot; it costs a full view per seller,
-    /// so everything else reads [`iter`](Self::iter) or [`get`](Self::get).
-    pub fn values(&self) -> impl Iterator<Item = &Box<SellerView>> {
-        self.views.get_or_init(|| self.iter().map(|r| Box::new(r.view())).collect()).iter()
-    }
-
     /// Inserts `view`, or replaces the seller with its id.
     pub fn insert(&mut self, view: &SellerView) {
         self.put(&record::encode(view));
@@ -139,7 +127,6 @@ impl Sellers {
 
     /// Inserts or replaces the seller whose encoded record is `bytes`.
     pub(super) fn put(&mut self, bytes: &[u8]) {
-        self.views = OnceLock::new();
         let id = record::id_of(bytes);
         let hash = self.hash(id);
         let hasher = self.hasher.clone();
@@ -179,7 +166,6 @@ impl Sellers {
         {
             return false;
         }
-        self.views = OnceLock::new();
         let shard = Arc::make_mut(&mut self.shards[index]);
         let Shard { bytes: arena, table, dead } = shard;
         if let Ok(e) = table.find_entry(hash, |&o| record::id_of(&arena[o as usize..]) == id.as_bytes()) {
@@ -209,7 +195,7 @@ impl Sellers {
         }
     }
 
-    /// Heap bytes held by the shards' arenas and tables (not the views): what a seller costs.
+    /// Heap bytes held by the shards' arenas and tables: what a seller costs.
     pub fn heap_bytes(&self) -> usize {
         let shards = self.shards.len() * std::mem::size_of::<Arc<Shard>>();
         shards

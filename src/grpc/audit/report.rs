@@ -11,23 +11,24 @@ use tonic::{Request, Response, Status};
 use super::RegisterStream;
 use crate::auth::{Role, authorize};
 use crate::domain::replay::compliance::{Recipient, asks, compliance as judge, recipient};
-use crate::domain::verify::{Context, SellerView};
+use crate::domain::verify::Context;
 use crate::domain::{Timestamp, Vocab};
 use crate::error::{Error, Result};
 use crate::grpc::Shared;
 use crate::grpc::convert::pb_time;
 use crate::pb::v1 as pb;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Record, Snapshot};
 
 /// The horizon of the expiring-contracts list when the request leaves it 0.
 const DEFAULT_EXPIRING_DAYS: u32 = 30;
 /// Register entries buffered ahead of a slow reader.
 const REGISTER_BUFFER: usize = 256;
 
-/// The sellers of a snapshot in seller-id order: the register's order, stable across replicas.
-pub fn sellers_by_id(snapshot: &Snapshot) -> Vec<&SellerView> {
-    let mut sellers: Vec<&SellerView> = snapshot.sellers.values().map(|s| &**s).collect();
-    sellers.sort_unstable_by(|a, b| a.seller_id.cmp(&b.seller_id));
+/// The sellers of a snapshot in seller-id order (the register's order, stable across replicas),
+/// as compact records: each is turned into a full view only while it is judged.
+pub fn sellers_by_id(snapshot: &Snapshot) -> Vec<Record<'_>> {
+    let mut sellers: Vec<Record<'_>> = snapshot.iter().collect();
+    sellers.sort_unstable_by(|a, b| a.id().cmp(b.id()));
     sellers
 }
 
@@ -71,7 +72,7 @@ pub async fn compliance(
         // The report judges the registry as it is, so staleness is not a finding here (health and
         // VerifySeller report it).
         let ctx = Context { policy, orders: &snapshot.orders, now, stale: false };
-        let c = judge(&ctx, snapshot.sellers.values().map(|s| &**s), days);
+        let c = judge(&ctx, snapshot.iter().map(|r| r.view()), days);
         pb::ComplianceReport {
             countries: c
                 .countries
@@ -124,7 +125,7 @@ pub async fn register(
         let ctx = Context { policy, orders: &snapshot.orders, now: Timestamp::now(), stale: false };
         let asks = asks(policy);
         for seller in sellers_by_id(&snapshot) {
-            if let Some(entry) = recipient(&ctx, seller, &asks)
+            if let Some(entry) = recipient(&ctx, &seller.view(), &asks)
                 && tx.blocking_send(Ok(pb_recipient(&entry))).is_err()
             {
                 return;
