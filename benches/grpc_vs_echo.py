@@ -156,6 +156,7 @@ def safeguard_env(work, db_url, port, records):
         "SAFEGUARD__DATABASE__URL": db_url,
         "SAFEGUARD__SERVER__LISTEN_ADDR": f"127.0.0.1:{port}",
         "SAFEGUARD__METRICS__LISTEN_ADDR": f"127.0.0.1:{free_port()}",
+        "SAFEGUARD__CONSOLE__LISTEN_ADDR": f"127.0.0.1:{free_port()}",
         "SAFEGUARD__AUTH__ES256_PUBLIC_KEY_FILE": os.path.join(KEYS, "es256.pub"),
         "SAFEGUARD__AUTH__AUDIENCE": "safeguard",
         "SAFEGUARD__DECISIONS__MODE": records,
@@ -187,7 +188,10 @@ def main():
     token = run([helper, "token", "--key", os.path.join(KEYS, "es256.key"), "--audience", "safeguard"]).strip()
 
     empty_port = free_port()
-    empty_db = f"sqlite://{work}/empty.db?mode=rwc"
+    # A directory of its own: SQLite's default signing key and checkpoints sit beside the database,
+    # and the loaded registry's checkpoints must not be taken for this one's (it would halt).
+    os.makedirs(os.path.join(work, "empty"))
+    empty_db = f"sqlite://{work}/empty/empty.db?mode=rwc"
     empty = Server("safeguard (empty)", [binary, "serve"], safeguard_env(work, empty_db, empty_port, a.records),
                    empty_port, health_ok(binary, empty_port))
     time.sleep(1)

@@ -53,7 +53,6 @@ def main():
         port = bench.free_port()
         env = bench.safeguard_env(work, db, port, "all")
         env["SAFEGUARD__AUDIT__CHECKPOINTS"] = checkpoints
-        env["SAFEGUARD__CONSOLE__LISTEN_ADDR"] = f"127.0.0.1:{bench.free_port()}"
         env["SAFEGUARD__AUDIT__CHECKPOINT_INTERVAL_S"] = str(a.interval)
         # The key and checkpoint directory are SQLite's defaults beside the database: the ones the
         # import signed its checkpoint with, which the signing server must extend.
