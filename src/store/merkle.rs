@@ -49,28 +49,9 @@ pub(crate) mod node {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The leaf hash of a stored event.
-pub fn event_leaf(e: &event::Model) -> Hash {
-    leaf_hash(&leaf_bytes(&EventFields {
-        revision: e.revision,
-        time_micros: e.time,
-        actor: &e.actor,
-        kind: &e.kind,
-        seller_id: &e.seller_id,
-        payload: &e.payload,
-    }))
-}
-
-/// The leaf hash of an event as read from the log.
+/// The leaf hash of an event as read from the log: the fields the chain check reads.
 fn stored_leaf(e: &super::StoredEvent) -> Hash {
-    leaf_hash(&leaf_bytes(&EventFields {
-        revision: e.revision,
-        time_micros: e.time.as_micros(),
-        actor: &e.actor,
-        kind: &e.kind,
-        seller_id: &e.seller_id,
-        payload: &e.payload,
-    }))
+    leaf_hash(&leaf_bytes(&e.logged().fields))
 }
 
 /// Bits of a node key below the log number, and below the level.
@@ -205,7 +186,7 @@ async fn catch_up(conn: &impl ConnectionTrait, upto: u64) -> Result<u64> {
         if first.revision != to_i64(have + 1)? {
             return Err(Error::Internal(format!("registry revision {} is missing from the log", have + 1)));
         }
-        let leaves: Vec<Hash> = page.iter().map(event_leaf).collect();
+        let leaves: Vec<Hash> = page.into_iter().map(|m| stored_leaf(&m.into())).collect();
         append(conn, REGISTRY_LOG, have, &leaves).await?;
         have += leaves.len() as u64;
     }

@@ -9,7 +9,7 @@ use tonic::{Request, Response};
 
 use crate::audit::TrustedCheck;
 use crate::auth::{Role, authorize};
-use crate::domain::chain::{EventFields, leaf_bytes};
+use crate::domain::chain::leaf_bytes;
 use crate::domain::merkle::leaf_hash;
 use crate::domain::proof_file::TlogProof;
 use crate::error::{Error, Result};
@@ -116,14 +116,7 @@ async fn entry(shared: &Shared, tlog: &Tlog, req: &pb::GetInclusionProofRequest)
         .into_iter()
         .find(|e| e.revision == req.revision)
         .ok_or_else(|| Error::NotFound(format!("registry revision {}", req.revision)))?;
-    let data = leaf_bytes(&EventFields {
-        revision: event.revision,
-        time_micros: event.time.as_micros(),
-        actor: &event.actor,
-        kind: &event.kind,
-        seller_id: &event.seller_id,
-        payload: &event.payload,
-    });
+    let data = leaf_bytes(&event.logged().fields);
     Ok(((req.revision - 1) as u64, data))
 }
 
