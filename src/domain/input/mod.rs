@@ -89,13 +89,18 @@ pub fn list<T: Vocab>(values: &[i32], field: &str, required: bool, out: &mut Vio
         return Vec::new();
     }
     let mut seen = Vec::with_capacity(values.len());
+    // The field path is formatted only for a violation: this runs for every VerifySeller.
+    let at = |i: usize| format!("{field}[{i}]");
     for (i, &v) in values.iter().enumerate() {
-        let at = format!("{field}[{i}]");
-        if let Some(value) = out.check(one::<T>(v, &at)) {
-            if seen.contains(&value) {
-                out.push(Violation::new(at, format!("repeats {}", value.name())));
-            } else {
-                seen.push(value);
+        match T::from_number(v).filter(|_| v != 0) {
+            Some(value) if seen.contains(&value) => {
+                out.push(Violation::new(at(i), format!("repeats {}", value.name())))
+            }
+            Some(value) => seen.push(value),
+            None => {
+                if let Err(violation) = one::<T>(v, &at(i)) {
+                    out.push(violation);
+                }
             }
         }
     }
