@@ -54,6 +54,12 @@ pub struct DecisionSettings {
     pub queue_capacity: usize,
     /// Records per INSERT batch.
     pub batch_size: usize,
+    /// How long a decision waits for room in a full queue while the writer is writing (it is
+    /// behind, not failing) before its record is counted as lost: backpressure, so that a
+    /// saturated service slows to the pace its records are written at instead of losing them.
+    /// While the writer is failing (the database is away) nothing waits: the loss is counted at
+    /// once. 0 never waits.
+    pub full_queue_wait_ms: u64,
     /// Records older than this are pruned.
     pub retention_days: u32,
     /// How often pruning runs.
@@ -68,7 +74,8 @@ impl Default for DecisionSettings {
         Self {
             mode: crate::domain::record::RecordMode::All,
             queue_capacity: 65_536,
-            batch_size: 500,
+            batch_size: 2_000,
+            full_queue_wait_ms: 1_000,
             retention_days: 400,
             prune_interval_s: 3_600,
             prune_batch_size: 1_000,

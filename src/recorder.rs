@@ -1,6 +1,10 @@
-//! Decision records, off the hot path. VerifySeller hands each record to a bounded queue without
-//! waiting (`try_send`); a writer task drains it in batched inserts. If the queue is full the
-//! decision is still answered, and the loss is counted (metric) and itself recorded as a marker
+//! Decision records, off the hot path. VerifySeller hands each record to a bounded queue; a writer
+//! task drains it in batched inserts. A queue with room takes the record without waiting. A full
+//! queue while the writer is writing means the service answers faster than its records are
+//! written: the decision waits for room (`decisions.full_queue_wait_ms`, and never past the
+//! client's deadline), so a saturated service slows to its recording pace instead of losing
+//! records. Only when the writer is failing (the database is away), or the wait runs out, is the
+//! decision answered unrecorded; the loss is counted (metric) and itself recorded as a marker
 //! record, so a gap in the record is never silent. A pruner deletes records past the retention.
 //!
 //! The writer never stops for good. When a batch fails, the rule is:
@@ -34,6 +38,7 @@ pub struct DecisionLog {
     tx: Option<mpsc::Sender<DecisionRecord>>,
     lost: Arc<AtomicU64>,
     state: Arc<WriterState>,
+    full_queue_wait: Duration,
 }
 
 /// How the writer and pruner run.
@@ -42,6 +47,8 @@ pub struct RecorderOptions {
     pub mode: RecordMode,
     pub queue_capacity: usize,
     pub batch_size: usize,
+    /// Longest a record waits for room in a full queue while the writer is not failing.
+    pub full_queue_wait: Duration,
     pub retention: Duration,
     pub prune_interval: Duration,
     /// Rows per prune statement.
@@ -75,14 +82,15 @@ impl DecisionLog {
     pub fn start(store: Store, options: &RecorderOptions) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let lost = Arc::new(AtomicU64::new(0));
         let state = Arc::new(WriterState::default());
+        let full_queue_wait = options.full_queue_wait;
         if options.mode == RecordMode::Off {
-            return (Arc::new(Self { mode: options.mode, tx: None, lost, state }), Vec::new());
+            return (Arc::new(Self { mode: options.mode, tx: None, lost, state, full_queue_wait }), Vec::new());
         }
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let writer = Writer { store: store.clone(), lost: lost.clone(), state: state.clone() };
         let writer = tokio::spawn(writer.run(rx, options.batch_size.max(1)));
         let pruner = tokio::spawn(prune_loop(store, options.retention, options.prune_interval, options.prune_batch));
-        (Arc::new(Self { mode: options.mode, tx: Some(tx), lost, state }), vec![writer, pruner])
+        (Arc::new(Self { mode: options.mode, tx: Some(tx), lost, state, full_queue_wait }), vec![writer, pruner])
     }
 
     /// Whether a decision with this outcome is to be recorded (so the caller can skip building it).
@@ -90,13 +98,30 @@ impl DecisionLog {
         self.tx.is_some() && self.mode.records(decision)
     }
 
-    /// Queues a record without waiting; counts it as lost if the queue is full.
-    pub fn record(&self, record: DecisionRecord) {
+    /// Queues a record: at once if the queue has room; if it is full, waiting for room up to the
+    /// configured wait and `deadline` (what is left of the client's), unless the writer is
+    /// failing. A record that could not be queued is counted as lost.
+    pub async fn record(&self, record: DecisionRecord, deadline: Option<Duration>) {
+        use mpsc::error::TrySendError;
         let Some(tx) = &self.tx else { return };
-        if tx.try_send(record).is_err() {
-            self.lost.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("safeguard_decision_records_lost_total").increment(1);
+        let record = match tx.try_send(record) {
+            Ok(()) => return,
+            Err(TrySendError::Closed(_)) => return self.lose(),
+            Err(TrySendError::Full(record)) => record,
+        };
+        let wait = deadline.map_or(self.full_queue_wait, |d| d.min(self.full_queue_wait));
+        if wait.is_zero() || self.state.failing.load(Ordering::Relaxed) {
+            return self.lose();
         }
+        metrics::counter!("safeguard_decision_records_waited_total").increment(1);
+        if tx.send_timeout(record, wait).await.is_err() {
+            self.lose();
+        }
+    }
+
+    fn lose(&self) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("safeguard_decision_records_lost_total").increment(1);
     }
 
     /// How far behind the writer is.

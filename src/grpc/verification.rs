@@ -63,7 +63,14 @@ impl VerificationApi {
         registry.wait_for(min_revision, left()).await
     }
 
-    fn respond(&self, req: &VerifyRequest, caller: &std::sync::Arc<str>) -> pb::VerifySellerResponse {
+    /// Decides `req` and hands its record to the recorder; `deadline` is what is left of the
+    /// client's, which a full record queue is never waited on past.
+    async fn respond(
+        &self,
+        req: &VerifyRequest,
+        caller: &std::sync::Arc<str>,
+        deadline: Option<Instant>,
+    ) -> pb::VerifySellerResponse {
         let registry = &self.shared.registry;
         let decided = registry.verify(req);
         record_metrics(&decided.verdict);
@@ -76,7 +83,8 @@ impl VerificationApi {
         }
         let response = convert::pb_decision(req, &decided, version, decision_id.clone());
         let v = decided.verdict;
-        log.record(DecisionRecord {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let record = DecisionRecord {
             decision_id,
             time: decided.now,
             caller: caller.clone(),
@@ -91,7 +99,8 @@ impl VerificationApi {
             revision: decided.revision,
             policy_version: self.policy_version.clone(),
             lost_records: 0,
-        });
+        };
+        log.record(record, left).await;
         response
     }
 }
@@ -104,8 +113,9 @@ impl VerificationService for VerificationApi {
     ) -> Result<Response<pb::VerifySellerResponse>, Status> {
         let caller = authorize(&request, &[Role::Checkout])?.subject.clone();
         let req = convert::verify_request(request.get_ref(), "").map_err(Error::Invalid)?;
+        let deadline = answer_by(&request);
         self.catch_up(&request, req.min_revision).await?;
-        Ok(Response::new(self.respond(&req, &caller)))
+        Ok(Response::new(self.respond(&req, &caller, deadline).await))
     }
 
     async fn batch_verify_sellers(
@@ -128,11 +138,21 @@ impl VerificationService for VerificationApi {
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }
+        let deadline = answer_by(&request);
         let min_revision = reqs.iter().map(|r| r.min_revision).max().unwrap_or(0);
         self.catch_up(&request, min_revision).await?;
-        let responses = reqs.iter().map(|r| self.respond(r, &caller)).collect();
+        let mut responses = Vec::with_capacity(reqs.len());
+        for r in &reqs {
+            responses.push(self.respond(r, &caller, deadline).await);
+        }
         Ok(Response::new(pb::BatchVerifySellersResponse { responses }))
     }
+}
+
+/// When the answer must be on its way: nine tenths into the client's deadline, leaving the rest
+/// for the answer to travel.
+fn answer_by<T>(request: &Request<T>) -> Option<Instant> {
+    client_deadline(request).map(|d| Instant::now() + d.mul_f32(0.9))
 }
 
 /// The decision counters, registered once (after the metrics recorder is installed, which happens

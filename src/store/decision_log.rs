@@ -12,7 +12,10 @@
 use std::collections::HashSet;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait, Value,
+};
 
 use super::Store;
 use super::decisions::row_of;
@@ -24,8 +27,6 @@ use crate::error::{Error, Result};
 
 /// Records given leaf indexes per transaction while backfilling.
 const BACKFILL_PAGE: u64 = 1_000;
-/// Decision ids per `IN (…)` list.
-const ID_CHUNK: usize = 500;
 
 /// The `decision_log_head` table (its schema is the migration's).
 pub(crate) mod head {
@@ -80,23 +81,27 @@ fn leaf_of(row: &RecordRow) -> Result<Hash> {
         .ok_or_else(|| Error::Internal(format!("decision {} has no leaf index", row.decision_id)))
 }
 
+/// Which of `rows` are stored already: one query, the ids bound as one JSON array.
+async fn stored_ids(txn: &DatabaseTransaction, rows: &[RecordRow]) -> Result<HashSet<String>> {
+    let backend = txn.get_database_backend();
+    let ids: Vec<&str> = rows.iter().map(|r| r.decision_id.as_str()).collect();
+    let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(format!("decision ids: {e}")))?;
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT decision_id FROM decisions WHERE decision_id IN (SELECT json_array_elements_text($1::json))"
+        }
+        _ => "SELECT decision_id FROM decisions WHERE decision_id IN (SELECT value FROM json_each(?))",
+    };
+    let found = txn.query_all_raw(Statement::from_sql_and_values(backend, sql, [Value::from(ids)])).await?;
+    found.iter().map(|row| Ok(row.try_get::<String>("", "decision_id")?)).collect()
+}
+
 /// Appends `rows` to the decision log inside `txn`: drops those already stored (a retried batch
 /// whose commit was answered too late), gives the rest the next leaf indexes in order, adds their
 /// leaves to the tree and moves the head. The caller inserts the rows in the same transaction.
 pub(super) async fn place(txn: &DatabaseTransaction, rows: &mut Vec<RecordRow>) -> Result<()> {
     let first = lock_head(txn).await?;
-    let mut stored = HashSet::new();
-    for chunk in rows.chunks(ID_CHUNK) {
-        let ids: Vec<&str> = chunk.iter().map(|r| r.decision_id.as_str()).collect();
-        let found: Vec<String> = decision::Entity::find()
-            .select_only()
-            .column(decision::Column::DecisionId)
-            .filter(decision::Column::DecisionId.is_in(ids))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        stored.extend(found);
-    }
+    let stored = stored_ids(txn, rows).await?;
     let mut seen = HashSet::new();
     rows.retain(|r| !stored.contains(&r.decision_id) && seen.insert(r.decision_id.clone()));
     if rows.is_empty() {

@@ -25,74 +25,57 @@ pub struct DecisionFilter {
     pub after: Option<(i64, String)>,
 }
 
-/// Rows per INSERT: 500 rows of 15 columns stay well below either database's limit on bound
-/// parameters (32,766 in SQLite, 65,535 in PostgreSQL).
-const INSERT_ROWS: usize = 500;
-
-/// The columns of `decisions`, in the order [`push_row`] binds them.
-const COLUMNS: [&str; 15] = [
-    "decision_id",
-    "time",
-    "caller",
-    "seller_id",
-    "purpose",
-    "basis",
-    "basis_evidence_ref",
-    "categories",
-    "decision",
-    "allowed",
-    "reasons",
-    "revision",
-    "policy_version",
-    "lost_records",
-    "leaf_index",
+/// The columns of `decisions`, each with its PostgreSQL type for `json_to_recordset`.
+const COLUMNS: [(&str, &str); 15] = [
+    ("decision_id", "text"),
+    ("time", "bigint"),
+    ("caller", "text"),
+    ("seller_id", "text"),
+    ("purpose", "text"),
+    ("basis", "text"),
+    ("basis_evidence_ref", "text"),
+    ("categories", "text"),
+    ("decision", "text"),
+    ("allowed", "text"),
+    ("reasons", "text"),
+    ("revision", "bigint"),
+    ("policy_version", "text"),
+    ("lost_records", "bigint"),
+    ("leaf_index", "bigint"),
 ];
 
-/// One multi-row INSERT that skips decision ids already stored, so a batch retried after a
-/// failure half-way (or after a commit whose answer was lost) never fails on a duplicate. Written
-/// by hand rather than through the query builder: at checkout volume the builder's per-value
-/// copies were most of what recording a decision cost.
-fn insert_sql(backend: DbBackend, rows: usize) -> String {
-    let mut sql = format!("INSERT INTO decisions ({}) VALUES ", COLUMNS.join(", "));
-    let mut n = 0;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for col in 0..COLUMNS.len() {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            match backend {
-                DbBackend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-                _ => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
-    sql.push_str(" ON CONFLICT (decision_id) DO NOTHING");
-    sql
+/// One INSERT for a whole batch, whatever its size, that skips decision ids already stored, so a
+/// batch retried after a failure half-way (or after a commit whose answer was lost) never fails
+/// on a duplicate. The rows travel as one bound parameter, a JSON array of [`RecordRow`]s that the
+/// database unpacks itself (`json_each` in SQLite, `json_to_recordset` in PostgreSQL): one
+/// statement text, prepared once, and one value to bind instead of fifteen per row, whose copies
+/// through the query layer were most of what recording a decision cost.
+fn insert_sql(backend: DbBackend) -> &'static str {
+    static SQL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let slot = usize::from(backend == DbBackend::Postgres);
+    SQL[slot].get_or_init(|| build_insert_sql(backend))
 }
 
-/// Binds one record's columns, in [`COLUMNS`] order, moving its strings into the values.
-fn push_row(r: RecordRow, out: &mut Vec<Value>) {
-    out.push(Value::from(r.decision_id));
-    out.push(Value::from(r.time));
-    out.push(Value::from(r.caller));
-    out.push(Value::from(r.seller_id));
-    out.push(Value::from(r.purpose));
-    out.push(Value::from(r.basis));
-    out.push(Value::from(r.basis_evidence_ref));
-    out.push(Value::from(r.categories));
-    out.push(Value::from(r.decision));
-    out.push(Value::from(r.allowed));
-    out.push(Value::from(r.reasons));
-    out.push(Value::from(r.revision));
-    out.push(Value::from(r.policy_version));
-    out.push(Value::from(r.lost_records));
-    out.push(Value::from(r.leaf_index));
+fn build_insert_sql(backend: DbBackend) -> String {
+    let names: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
+    let list = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+    match backend {
+        DbBackend::Postgres => {
+            let types = COLUMNS.iter().map(|(n, t)| format!("\"{n}\" {t}")).collect::<Vec<_>>().join(", ");
+            format!(
+                "INSERT INTO decisions ({list}) SELECT {list} FROM json_to_recordset($1::json) AS r({types}) \
+                 ON CONFLICT (decision_id) DO NOTHING"
+            )
+        }
+        _ => {
+            let values = names.iter().map(|n| format!("value ->> '{n}'")).collect::<Vec<_>>().join(", ");
+            // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
+            format!(
+                "INSERT INTO decisions ({list}) SELECT {values} FROM json_each(?) WHERE true \
+                 ON CONFLICT (decision_id) DO NOTHING"
+            )
+        }
+    }
 }
 
 /// The record as JSON with the `decisions` table's column names, so it can be inspected and put
@@ -185,7 +168,7 @@ fn from_row(m: decision::Model) -> Result<DecisionRecord> {
 }
 
 impl Store {
-    /// Inserts a batch of decision records in one transaction, one multi-row INSERT per chunk.
+    /// Inserts a batch of decision records in one transaction and one statement ([`insert_sql`]).
     /// Idempotent: a record already there (a retried batch) is skipped, never an error, so a batch
     /// that failed midway can simply be written again. With the Merkle tree on, the new records
     /// get the next leaf indexes of the decision log and their leaves go into the tree in the same
@@ -197,15 +180,9 @@ impl Store {
         if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
             super::decision_log::place(&txn, &mut rows).await?;
         }
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let mut values = Vec::with_capacity(INSERT_ROWS * COLUMNS.len());
-            let mut n = 0;
-            for r in rows.by_ref().take(INSERT_ROWS) {
-                push_row(r, &mut values);
-                n += 1;
-            }
-            txn.execute_raw(Statement::from_sql_and_values(backend, insert_sql(backend, n), values)).await?;
+        if !rows.is_empty() {
+            let batch = serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("decision batch: {e}")))?;
+            txn.execute_raw(Statement::from_sql_and_values(backend, insert_sql(backend), [Value::from(batch)])).await?;
         }
         txn.commit().await?;
         Ok(())

@@ -9,9 +9,10 @@
 //! - Roots and proofs read the O(log n) nodes their [`Plan`] names, in one query.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use sea_orm::{
-    ActiveValue::Set as Val, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 
 use super::Store;
@@ -25,8 +26,6 @@ pub const REGISTRY_LOG: &str = "registry";
 /// The tree over `decisions`: leaf `i` is the record whose `leaf_index` is `i`.
 pub const DECISIONS_LOG: &str = "decisions";
 
-/// Rows per multi-row INSERT: well under the bound-parameter limits.
-const INSERT_CHUNK: usize = 1_000;
 /// Events read per page while backfilling.
 const BACKFILL_PAGE: u64 = 2_000;
 
@@ -151,16 +150,29 @@ async fn append(conn: &impl ConnectionTrait, log: &str, first: u64, leaves: &[Ha
     let mut frontier = Frontier::load(first, |id| stored.get(&id).copied()).ok_or_else(|| {
         Error::Internal(format!("the {log} Merkle tree lacks a frontier node at size {first}: it was tampered with"))
     })?;
-    let mut rows = Vec::with_capacity(leaves.len() * 2);
+    // The new nodes travel as one bound parameter, a JSON array of [key, hex hash] pairs that the
+    // database unpacks itself: one statement per append, however many nodes.
+    let mut nodes = String::with_capacity(leaves.len() * 100);
+    nodes.push('[');
     for leaf in leaves {
         for (id, hash) in frontier.append(*leaf).into_iter().filter(|(id, _)| is_stored(*id)) {
-            rows.push(node::ActiveModel { id: Val(key(n, id)?), hash: Val(hash.to_vec()) });
+            if nodes.len() > 1 {
+                nodes.push(',');
+            }
+            let _ = write!(nodes, "[{},\"{}\"]", key(n, id)?, hex::encode(hash));
         }
     }
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
-        node::Entity::insert_many(chunk).exec_without_returning(conn).await?;
+    nodes.push(']');
+    if nodes.len() > 2 {
+        let backend = conn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "INSERT INTO merkle_nodes (id, hash) SELECT (e ->> 0)::bigint, decode(e ->> 1, 'hex') \
+                 FROM json_array_elements($1::json) AS e"
+            }
+            _ => "INSERT INTO merkle_nodes (id, hash) SELECT value ->> 0, unhex(value ->> 1) FROM json_each(?)",
+        };
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, [Value::from(nodes)])).await?;
     }
     Ok(())
 }

@@ -192,10 +192,17 @@ async fn recorded(app: &TestApp, expected: usize) -> Vec<safeguard::domain::reco
 }
 
 async fn app_recording(backend: Backend, mode: RecordMode, queue: usize) -> Option<TestApp> {
+    app_waiting(backend, mode, queue, 1_000).await
+}
+
+/// As [`app_recording`], with `wait_ms` for room in a full queue.
+async fn app_waiting(backend: Backend, mode: RecordMode, queue: usize, wait_ms: u64) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
     let mut settings = test_settings(&db);
     settings.decisions.mode = mode;
     settings.decisions.queue_capacity = queue;
+    settings.decisions.full_queue_wait_ms = wait_ms;
+    settings.metrics.enabled = true;
     settings.decisions.batch_size = 7;
     let mut app = TestApp::spawn_with(db, settings).await;
     app.create_seller(seller("acme")).await;
@@ -255,32 +262,49 @@ async fn recorded_in(url: &str, expected: usize) -> Vec<safeguard::domain::recor
     got
 }
 
+/// 100 decisions of one cart into a queue of one record.
+async fn a_cart_through_a_queue_of_one(app: &mut TestApp) -> Vec<safeguard::domain::record::DecisionRecord> {
+    let rev =
+        app.registry.get_seller(pb::GetSellerRequest { seller_id: "acme".into() }).await.unwrap().into_inner().revision;
+    let mut requests: Vec<_> = (0..100).map(|_| verify("acme", P::OrderFulfillment, &[C::RecipientName])).collect();
+    requests[0].min_revision = rev;
+    let r =
+        app.verification.batch_verify_sellers(pb::BatchVerifySellersRequest { requests }).await.unwrap().into_inner();
+    assert_eq!(r.responses.len(), 100);
+    assert!(r.responses.iter().all(|x| x.decision() == pb::Decision::Allow));
+    recorded(app, 100).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overflowing_record_queue_keeps_answering_and_records_the_loss() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(mut app) = app_recording(backend, RecordMode::All, 1).await else { continue };
-        let rev = app
-            .registry
-            .get_seller(pb::GetSellerRequest { seller_id: "acme".into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .revision;
-        let mut requests: Vec<_> = (0..100).map(|_| verify("acme", P::OrderFulfillment, &[C::RecipientName])).collect();
-        requests[0].min_revision = rev;
-        let r = app
-            .verification
-            .batch_verify_sellers(pb::BatchVerifySellersRequest { requests })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(r.responses.len(), 100);
-        assert!(r.responses.iter().all(|x| x.decision() == pb::Decision::Allow));
-        let got = recorded(&app, 100).await;
+        // No wait for room: the operator chose answering at once over recording everything.
+        let Some(mut app) = app_waiting(backend, RecordMode::All, 1, 0).await else { continue };
+        let got = a_cart_through_a_queue_of_one(&mut app).await;
         let lost: i64 = got.iter().map(|r| r.lost_records).sum();
         let kept = got.iter().filter(|r| r.lost_records == 0).count() as i64;
         assert!(lost > 0, "{backend:?}: a queue of one cannot take 100 decisions at once");
         assert_eq!(kept + lost, 100, "{backend:?}: every decision is either recorded or counted as lost");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_record_queue_slows_decisions_to_the_writer_instead_of_losing_records() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(mut app) = app_recording(backend, RecordMode::All, 1).await else { continue };
+        // The recorder is process-wide: the other backend's run adds to the same counter.
+        let metrics = app.metrics_addr.unwrap();
+        let waited = || async move {
+            let text = scrape_metrics(metrics).await;
+            metric_value(&text, "safeguard_decision_records_waited_total").unwrap_or(0.0)
+        };
+        let before = waited().await;
+        let got = a_cart_through_a_queue_of_one(&mut app).await;
+        assert_eq!(got.iter().map(|r| r.lost_records).sum::<i64>(), 0, "{backend:?}: no record was lost");
+        assert_eq!(got.len(), 100, "{backend:?}: every decision is recorded");
+        let after = waited().await;
+        assert!(after > before, "{backend:?}: decisions waited for room in the queue ({before} → {after})");
         app.stop().await;
     }
 }
