@@ -187,15 +187,17 @@ fn build_register(registry: &Registry, build: u64) -> Register {
     let policy = registry.policy();
     let ctx = Context { policy, orders: &snapshot.orders, now: registry.clock().now(), stale: false };
     let asks = asks(policy);
-    let mut list: Vec<Entry> = snapshot
-        .iter_at()
-        .filter_map(|(at, r)| {
-            let grants = grants(&ctx, &r, &asks);
-            (!grants.is_empty()).then_some(Entry { grants, at })
-        })
-        .collect();
-    // Held until the next build: no slack beyond the entries.
-    list.shrink_to_fit();
+    // At most one entry per seller: sized once, never grown by doubling.
+    let mut judged: Vec<Entry> = Vec::with_capacity(snapshot.len());
+    judged.extend(snapshot.iter_at().filter_map(|(at, r)| {
+        let grants = grants(&ctx, &r, &asks);
+        (!grants.is_empty()).then_some(Entry { grants, at })
+    }));
+    // Held until the next build, so copied into an allocation of its exact size: shrinking in place
+    // (`shrink_to_fit`) may keep the block, slack and all, when the allocator finds it close enough.
+    let mut list: Vec<Entry> = Vec::with_capacity(judged.len());
+    list.extend_from_slice(&judged);
+    drop(judged);
     // Every entry's record is in this snapshot; the key reads it in place.
     let key = |e: &Entry| snapshot.at(e.at).map(|r| (r.country(), r.id()));
     list.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
