@@ -131,7 +131,7 @@ fn write_register<W: Write>(
     let asks = asks(policy);
     let mut sellers: Vec<Record<'_>> = snapshot.iter().collect();
     sellers.sort_unstable_by(|a, b| a.id().cmp(b.id()));
-    let entries = sellers.into_iter().filter_map(|s| recipient(&ctx, &s.view(), &asks));
+    let entries = sellers.into_iter().filter_map(|s| recipient(&ctx, &s, &asks));
     let out = match format {
         RegisterFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);

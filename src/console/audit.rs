@@ -90,17 +90,17 @@ pub async fn register_csv(State(state): State<Arc<ConsoleState>>, session: Sessi
     let header = ["seller_id", "legal_name", "privacy_contact", "country", "purpose", "categories", "retention_days"];
     let fail = |e: csv::Error| Error::Internal(format!("cannot write the register: {e}"));
     w.write_record(header).map_err(fail)?;
-    for r in &register.list {
-        for p in &r.purposes {
-            let cats: Vec<&str> = p.categories.iter().map(|c| c.name()).collect();
+    for r in register.rows(register.of(None)) {
+        for g in r.grants.iter() {
+            let cats: Vec<&str> = g.categories().iter().map(|c| c.name()).collect();
             w.write_record([
-                r.seller_id.as_str(),
-                &r.legal_name,
-                &r.privacy_contact,
+                r.seller_id,
+                r.legal_name,
+                r.privacy_contact,
                 r.country.as_str(),
-                p.purpose.name(),
+                g.purpose().name(),
                 &cats.join(" "),
-                &p.retention_days.to_string(),
+                &g.retention_days().to_string(),
             ])
             .map_err(fail)?;
         }
@@ -118,16 +118,15 @@ pub async fn register_json(State(state): State<Arc<ConsoleState>>, session: Sess
     session.require(&[Role::Auditor])?;
     let register = state.register.get(&state.registry).await?;
     let entries: Vec<serde_json::Value> = register
-        .list
-        .iter()
+        .rows(register.of(None))
         .map(|r| {
             serde_json::json!({
-                "seller_id": r.seller_id.as_str(), "legal_name": r.legal_name, "privacy_contact": r.privacy_contact,
+                "seller_id": r.seller_id, "legal_name": r.legal_name, "privacy_contact": r.privacy_contact,
                 "country": r.country.as_str(),
-                "purposes": r.purposes.iter().map(|p| serde_json::json!({
-                    "purpose": p.purpose.name(),
-                    "categories": p.categories.iter().map(|c| c.name()).collect::<Vec<_>>(),
-                    "retention_days": p.retention_days,
+                "purposes": r.grants.iter().map(|g| serde_json::json!({
+                    "purpose": g.purpose().name(),
+                    "categories": g.categories().iter().map(|c| c.name()).collect::<Vec<_>>(),
+                    "retention_days": g.retention_days(),
                 })).collect::<Vec<_>>(),
             })
         })

@@ -8,6 +8,10 @@
 //!   previous register, with its own revision in the page and the ETag;
 //! - it is kept sorted by country with an index of each country's range, so a page (all
 //!   countries, or one) is a slice: its cost is the page, not the registry;
+//! - it holds the snapshot it judged and, per recipient, only where the seller's record lies in it
+//!   and what it may receive, as bitsets ([`Entry`]): names and contacts are read from the record
+//!   when a page shows them, so the register costs a few tens of bytes per seller, not a copy of
+//!   every seller's text;
 //! - the ETag names the register's build and the slice, and is checked before any page work, so an
 //!   unchanged register answers 304 at once.
 
@@ -23,11 +27,11 @@ use maud::html;
 use super::ConsoleState;
 use super::page::{Fields, PageError, html_page, shell};
 use super::text::Lang;
-use crate::domain::replay::compliance::{Recipient, asks, recipient};
-use crate::domain::verify::Context;
-use crate::domain::{Country, Vocab, replay::compliance::RecipientPurpose};
+use crate::domain::replay::compliance::{Grant, Grants, asks, grants};
+use crate::domain::verify::{Context, SellerFacts};
+use crate::domain::{Country, Vocab};
 use crate::error::Error;
-use crate::snapshot::Registry;
+use crate::snapshot::{RecordAt, Registry, Snapshot};
 
 /// Entries per page.
 const PAGE: usize = 200;
@@ -35,11 +39,34 @@ const PAGE: usize = 200;
 /// within this, with no write to the registry.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 
+/// One recipient, compact: where its record lies in the register's snapshot and what it may
+/// receive, with no text of its own (about 50 bytes, against the kilobyte of an owned entry).
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    grants: Grants,
+    at: RecordAt,
+}
+
+/// One recipient as a page shows it: the seller's fields read in place from its record.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub seller_id: &'a str,
+    pub legal_name: &'a str,
+    pub privacy_contact: &'a str,
+    pub country: Country,
+    /// Only purposes with something allowed; never empty.
+    pub grants: &'a Grants,
+}
+
 /// The register as of one build.
 pub struct Register {
     pub revision: i64,
+    /// The snapshot judged, whose records the entries point into. Its shards are copy-on-write,
+    /// so until the registry changes they are the live snapshot's own memory, and after a write
+    /// only the shards written are held twice, until the next build.
+    snapshot: Arc<Snapshot>,
     /// Ordered by country, then seller id.
-    pub list: Vec<Recipient>,
+    list: Vec<Entry>,
     /// Each country present, with its range in `list`, in list order.
     pub countries: Vec<(Country, Range<usize>)>,
     /// Distinguishes two builds at the same revision (in ETags).
@@ -49,11 +76,28 @@ pub struct Register {
 
 impl Register {
     /// The entries of `country` (every entry when `None`); empty for a country with none.
-    pub fn of(&self, country: Option<&str>) -> &[Recipient] {
+    pub fn of(&self, country: Option<&str>) -> &[Entry] {
         match country {
             None => &self.list,
             Some(c) => self.countries.iter().find(|(k, _)| k.as_str() == c).map_or(&[], |(_, r)| &self.list[r.clone()]),
         }
+    }
+
+    /// The row of `entry`, an entry of this register.
+    pub fn row<'a>(&'a self, entry: &'a Entry) -> Option<Row<'a>> {
+        let r = self.snapshot.at(entry.at)?;
+        Some(Row {
+            seller_id: r.id(),
+            legal_name: r.name(),
+            privacy_contact: r.contact(),
+            country: r.country(),
+            grants: &entry.grants,
+        })
+    }
+
+    /// The rows of `entries`, entries of this register.
+    pub fn rows<'a>(&'a self, entries: impl IntoIterator<Item = &'a Entry>) -> impl Iterator<Item = Row<'a>> {
+        entries.into_iter().filter_map(|e| self.row(e))
     }
 }
 
@@ -143,21 +187,35 @@ fn build_register(registry: &Registry, build: u64) -> Register {
     let policy = registry.policy();
     let ctx = Context { policy, orders: &snapshot.orders, now: registry.clock().now(), stale: false };
     let asks = asks(policy);
-    let mut list: Vec<Recipient> = snapshot.iter().filter_map(|s| recipient(&ctx, &s.view(), &asks)).collect();
-    list.sort_unstable_by(|a, b| (a.country, &a.seller_id).cmp(&(b.country, &b.seller_id)));
+    // At most one entry per seller: sized once, never grown by doubling.
+    let mut judged: Vec<Entry> = Vec::with_capacity(snapshot.len());
+    judged.extend(snapshot.iter_at().filter_map(|(at, r)| {
+        let grants = grants(&ctx, &r, &asks);
+        (!grants.is_empty()).then_some(Entry { grants, at })
+    }));
+    // Held until the next build, so copied into an allocation of its exact size: shrinking in place
+    // (`shrink_to_fit`) may keep the block, slack and all, when the allocator finds it close enough.
+    let mut list: Vec<Entry> = Vec::with_capacity(judged.len());
+    list.extend_from_slice(&judged);
+    drop(judged);
+    // Every entry's record is in this snapshot; the key reads it in place.
+    let key = |e: &Entry| snapshot.at(e.at).map(|r| (r.country(), r.id()));
+    list.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
     let mut countries: Vec<(Country, Range<usize>)> = Vec::new();
-    for (i, r) in list.iter().enumerate() {
+    for (i, country) in list.iter().map(|e| snapshot.at(e.at).map(|r| r.country())).enumerate() {
+        let Some(country) = country else { continue };
         match countries.last_mut() {
-            Some((c, range)) if *c == r.country => range.end = i + 1,
-            _ => countries.push((r.country, i..i + 1)),
+            Some((c, range)) if *c == country => range.end = i + 1,
+            _ => countries.push((country, i..i + 1)),
         }
     }
-    Register { revision: snapshot.revision, list, countries, build, built: Instant::now() }
+    Register { revision: snapshot.revision, snapshot, list, countries, build, built: Instant::now() }
 }
 
-fn purpose_line(p: &RecipientPurpose) -> String {
-    let cats: Vec<&str> = p.categories.iter().map(|c| c.name()).collect();
-    format!("{} · {} · {} d", p.purpose.name(), cats.join(", "), p.retention_days)
+/// One purpose of an entry as the page shows it: `PURPOSE · CATEGORY, CATEGORY · N d`.
+fn purpose_line(g: &Grant) -> String {
+    let cats: Vec<&str> = g.categories().iter().map(|c| c.name()).collect();
+    format!("{} · {} · {} d", g.purpose().name(), cats.join(", "), g.retention_days())
 }
 
 /// `GET /recipients?country=XX&page=N`.
@@ -207,9 +265,9 @@ async fn render(state: &ConsoleState, lang: Lang, headers: &HeaderMap, q: Option
         table #recipients {
             thead { tr { th { (lang.t("country")) } th { (lang.t("legal_name")) } th { (lang.t("privacy_contact")) }
                 th { (lang.t("purpose")) " · " (lang.t("categories")) " · " (lang.t("retention")) } } }
-            tbody { @for r in shown {
+            tbody { @for r in register.rows(shown) {
                 tr data-seller=(r.seller_id) { td { (r.country) } td { (r.legal_name) } td { (r.privacy_contact) }
-                    td { @for p in &r.purposes { (purpose_line(p)) br; } } }
+                    td { @for g in r.grants.iter() { (purpose_line(g)) br; } } }
             } }
         }
         div.pager {
@@ -225,3 +283,7 @@ async fn render(state: &ConsoleState, lang: Lang, headers: &HeaderMap, q: Option
     }
     Ok(res)
 }
+
+#[cfg(test)]
+#[path = "recipients_tests.rs"]
+mod tests;

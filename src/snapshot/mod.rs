@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 pub use follower::{Loaded, catch_up_from, load, load_from, spawn_follower, sync_once};
 pub use record::Record;
-pub use sellers::{SHARDS, Sellers};
+pub use sellers::{RecordAt, SHARDS, Sellers};
 pub use sources::{Sources, spawn_heartbeat};
 
 use crate::clock::WallClock;
@@ -75,6 +75,17 @@ impl Snapshot {
     /// Every seller, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
         self.sellers.iter()
+    }
+
+    /// Every seller with where its record lies, for a holder of this snapshot that reads the
+    /// records again later ([`Snapshot::at`]).
+    pub fn iter_at(&self) -> impl Iterator<Item = (RecordAt, Record<'_>)> {
+        self.sellers.iter_at()
+    }
+
+    /// The seller at `at`, which [`Snapshot::iter_at`] of this snapshot gave.
+    pub fn at(&self, at: RecordAt) -> Option<Record<'_>> {
+        self.sellers.at(at)
     }
 
     /// How many sellers the registry holds.

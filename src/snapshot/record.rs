@@ -243,11 +243,13 @@ impl<'a> Record<'a> {
         }
     }
 
-    fn name(&self) -> &'a str {
+    /// The legal name, borrowed for as long as the version's bytes, not just this `Record`.
+    pub fn name(&self) -> &'a str {
         self.text(self.strings() + usize::from(self.bytes[5]), self.name_len())
     }
 
-    fn contact(&self) -> &'a str {
+    /// The privacy contact, borrowed for as long as the version's bytes.
+    pub fn contact(&self) -> &'a str {
         self.text(self.strings() + usize::from(self.bytes[5]) + self.name_len(), self.contact_len())
     }
 

@@ -55,6 +55,18 @@ fn arena_offset(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
+/// Where one seller's record lies in one version: its shard and its offset in the shard's arena.
+/// Six bytes, where a copy of the record would be a hundred: a holder of the version (the
+/// recipient register holds the snapshot it judged) reads the record again through it.
+///
+/// Meaningful only for the version it was taken from, or a clone of it: a later write copies the
+/// shard it changes, and may move records within the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordAt {
+    offset: u32,
+    shard: u16,
+}
+
 /// Every seller of a snapshot version.
 pub struct Sellers {
     shards: Box<[Arc<Shard>]>,
@@ -118,6 +130,22 @@ impl Sellers {
     /// Every seller, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
         self.shards.iter().flat_map(|s| s.table.iter().map(|&o| s.record(o)))
+    }
+
+    /// Every seller with where its record lies, in no particular order.
+    pub fn iter_at(&self) -> impl Iterator<Item = (RecordAt, Record<'_>)> {
+        self.shards.iter().enumerate().flat_map(|(index, s)| {
+            // SHARDS is 1,024: a shard index fits.
+            let shard = index as u16;
+            s.table.iter().map(move |&offset| (RecordAt { offset, shard }, s.record(offset)))
+        })
+    }
+
+    /// The record `at` names, if it lies within this version (see [`RecordAt`] for which version
+    /// it names the right record in).
+    pub fn at(&self, at: RecordAt) -> Option<Record<'_>> {
+        let shard = self.shards.get(usize::from(at.shard))?;
+        ((at.offset as usize) < shard.bytes.len()).then(|| shard.record(at.offset))
     }
 
     /// Inserts `view`, or replaces the seller with its id.

@@ -197,6 +197,30 @@ fn a_reader_keeps_its_version_while_the_next_one_changes() {
 }
 
 #[test]
+fn a_record_handle_reads_its_seller_in_its_version_however_the_next_changes() {
+    let (mut sellers, views) = many(2000);
+    let before = sellers.clone();
+    let handles: Vec<(RecordAt, String)> = before.iter_at().map(|(at, r)| (at, r.id().to_owned())).collect();
+    assert_eq!(handles.len(), 2000);
+    // Every seller of the next version replaced, some removed: the shards are copied, the
+    // handles still name the records of the version they came from.
+    for v in &views {
+        let mut renamed = v.clone();
+        renamed.legal_name = format!("{} (renamed)", v.legal_name);
+        sellers.insert(&renamed);
+    }
+    for v in &views[..100] {
+        assert!(sellers.remove(v.seller_id.as_str()));
+    }
+    for (at, id) in &handles {
+        let r = before.at(*at).unwrap();
+        assert_eq!(r.id(), id);
+        assert_eq!(Some(r.view()), before.get(id).map(|r| r.view()));
+    }
+    assert!(Sellers::default().at(handles[0].0).is_none(), "an empty version has no record there");
+}
+
+#[test]
 fn replacing_sellers_many_times_compacts_the_arenas_and_loses_none() {
     let (mut sellers, mut views) = many(20_000);
     let grown = sellers.heap_bytes();

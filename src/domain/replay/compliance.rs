@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::domain::policy::Policy;
-use crate::domain::verify::{Context, SellerView, Verdict, VerifyRequest, decide};
+use crate::domain::verify::{Context, SellerFacts, SellerView, Verdict, VerifyRequest, decide_for};
 use crate::domain::{Clause, Country, DataCategory, Decision, Purpose, ReasonCode, SellerId, SellerStatus};
 use crate::domain::{Set, Timestamp, TransferBasis, Vocab};
 
@@ -32,19 +32,20 @@ pub fn asks(policy: &Policy) -> Vec<Ask> {
         .collect()
 }
 
-/// Decides every ask for `seller`, in the order of `asks`.
-pub fn evaluate(ctx: &Context<'_>, seller: &SellerView, asks: &[Ask]) -> Vec<(Purpose, Verdict)> {
+/// Decides every ask for `seller` (a view or a compact record), in the order of `asks`.
+pub fn evaluate<S: SellerFacts>(ctx: &Context<'_>, seller: &S, asks: &[Ask]) -> Vec<(Purpose, Verdict)> {
+    let seller_id = SellerId::from_stored(seller.seller_id());
     asks.iter()
         .map(|ask| {
             let req = VerifyRequest {
-                seller_id: seller.seller_id.clone(),
+                seller_id: seller_id.clone(),
                 categories: ask.categories.clone(),
                 purpose: ask.purpose,
                 basis: Some(TransferBasis::SeparateConsent),
                 basis_evidence_ref: String::new(),
                 min_revision: 0,
             };
-            (ask.purpose, decide(ctx, Some(seller), &req))
+            (ask.purpose, decide_for(ctx, Some(seller), &req))
         })
         .collect()
 }
@@ -184,6 +185,108 @@ pub struct RecipientPurpose {
     pub retention_days: u32,
 }
 
+/// [`RecipientPurpose`] in 8 bytes and no allocation: the categories as a bitset, as a compact
+/// snapshot record stores a contract's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    retention_days: u32,
+    /// [`Set::bits`] of the categories: category numbers are at most 13, so they fit.
+    categories: u16,
+    /// One byte: the enum has no wider representation.
+    purpose: Purpose,
+}
+
+impl Grant {
+    /// The purpose, `categories` (never empty) and retention of one allowed ask.
+    pub fn new(purpose: Purpose, categories: Set<DataCategory>, retention_days: u32) -> Self {
+        Self { retention_days, categories: categories.bits() as u16, purpose }
+    }
+
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    /// In proto order, which is the policy's category order ([`Set::iter`]), so the order
+    /// [`Verdict::allowed`] had.
+    pub fn categories(&self) -> Set<DataCategory> {
+        Set::from_bits(u32::from(self.categories))
+    }
+
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days
+    }
+
+    /// The same grant with its categories listed.
+    pub fn expand(&self) -> RecipientPurpose {
+        RecipientPurpose {
+            purpose: self.purpose,
+            categories: self.categories().iter().collect(),
+            retention_days: self.retention_days,
+        }
+    }
+}
+
+impl From<&RecipientPurpose> for Grant {
+    fn from(p: &RecipientPurpose) -> Self {
+        Self::new(p.purpose, p.categories.iter().copied().collect(), p.retention_days)
+    }
+}
+
+/// Every purpose a recipient may receive data for, in ask (proto) order, at fixed size: one slot
+/// per purpose of the vocabulary, so a register of 180,000 sellers holds no allocation per seller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants {
+    slots: [Grant; Purpose::ALL.len()],
+    len: u8,
+}
+
+impl Grants {
+    /// Empty: no purpose granted.
+    pub fn new() -> Self {
+        let none = Grant { retention_days: 0, categories: 0, purpose: Purpose::ALL[0] };
+        Self { slots: [none; Purpose::ALL.len()], len: 0 }
+    }
+
+    /// Appends `grant`; a grant past one per purpose (which asks never give) is dropped.
+    pub fn push(&mut self, grant: Grant) {
+        if let Some(slot) = self.slots.get_mut(usize::from(self.len)) {
+            *slot = grant;
+            self.len += 1;
+        }
+    }
+
+    /// The grants, in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = &Grant> {
+        self.slots[..usize::from(self.len)].iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What `seller` may receive now, per purpose: nothing when it may receive nothing (then it is not
+/// in the register). The one judgement behind every form of the register, the console's compact
+/// one and the [`Recipient`] entries streamed and exported.
+pub fn grants<S: SellerFacts>(ctx: &Context<'_>, seller: &S, asks: &[Ask]) -> Grants {
+    let mut out = Grants::new();
+    if seller.status() != SellerStatus::Active {
+        return out;
+    }
+    for (purpose, v) in evaluate(ctx, seller, asks) {
+        if !v.allowed.is_empty() {
+            out.push(Grant::new(purpose, v.allowed.iter().copied().collect(), v.retention_days));
+        }
+    }
+    out
+}
+
 /// One entry of the recipient register: a seller that may currently receive some buyer data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
@@ -195,21 +298,15 @@ pub struct Recipient {
     pub purposes: Vec<RecipientPurpose>,
 }
 
-/// The register entry of `seller`, or `None` if it may receive nothing now.
-pub fn recipient(ctx: &Context<'_>, seller: &SellerView, asks: &[Ask]) -> Option<Recipient> {
-    if seller.status != SellerStatus::Active {
-        return None;
-    }
-    let purposes: Vec<RecipientPurpose> = evaluate(ctx, seller, asks)
-        .into_iter()
-        .filter(|(_, v)| !v.allowed.is_empty())
-        .map(|(purpose, v)| RecipientPurpose { purpose, categories: v.allowed, retention_days: v.retention_days })
-        .collect();
-    (!purposes.is_empty()).then(|| Recipient {
-        seller_id: seller.seller_id.clone(),
-        legal_name: seller.legal_name.clone(),
-        privacy_contact: seller.privacy_contact.clone(),
-        country: seller.country,
-        purposes,
+/// The register entry of `seller` (a view or a compact record), or `None` if it may receive
+/// nothing now.
+pub fn recipient<S: SellerFacts>(ctx: &Context<'_>, seller: &S, asks: &[Ask]) -> Option<Recipient> {
+    let grants = grants(ctx, seller, asks);
+    (!grants.is_empty()).then(|| Recipient {
+        seller_id: SellerId::from_stored(seller.seller_id()),
+        legal_name: seller.legal_name().to_owned(),
+        privacy_contact: seller.privacy_contact().to_owned(),
+        country: seller.country(),
+        purposes: grants.iter().map(Grant::expand).collect(),
     })
 }

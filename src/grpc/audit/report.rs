@@ -25,7 +25,7 @@ const DEFAULT_EXPIRING_DAYS: u32 = 30;
 const REGISTER_BUFFER: usize = 256;
 
 /// The sellers of a snapshot in seller-id order (the register's order, stable across replicas),
-/// as compact records: each is turned into a full view only while it is judged.
+/// as compact records, judged in place.
 pub fn sellers_by_id(snapshot: &Snapshot) -> Vec<Record<'_>> {
     let mut sellers: Vec<Record<'_>> = snapshot.iter().collect();
     sellers.sort_unstable_by(|a, b| a.id().cmp(b.id()));
@@ -125,7 +125,7 @@ pub async fn register(
         let ctx = Context { policy, orders: &snapshot.orders, now: Timestamp::now(), stale: false };
         let asks = asks(policy);
         for seller in sellers_by_id(&snapshot) {
-            if let Some(entry) = recipient(&ctx, &seller.view(), &asks)
+            if let Some(entry) = recipient(&ctx, &seller, &asks)
                 && tx.blocking_send(Ok(pb_recipient(&entry))).is_err()
             {
                 return;
