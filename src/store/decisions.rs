@@ -25,7 +25,8 @@ pub struct DecisionFilter {
     pub after: Option<(i64, String)>,
 }
 
-/// The columns of `decisions`, each with its PostgreSQL type for `json_to_recordset`.
+/// The columns of `decisions`, in the order [`push_row`] binds them, each with its PostgreSQL type
+/// for `json_to_recordset`.
 const COLUMNS: [(&str, &str); 15] = [
     ("decision_id", "text"),
     ("time", "bigint"),
@@ -44,38 +45,57 @@ const COLUMNS: [(&str, &str); 15] = [
     ("leaf_index", "bigint"),
 ];
 
-/// One INSERT for a whole batch, whatever its size, that skips decision ids already stored, so a
-/// batch retried after a failure half-way (or after a commit whose answer was lost) never fails
-/// on a duplicate. The rows travel as one bound parameter, a JSON array of [`RecordRow`]s that the
-/// database unpacks itself (`json_each` in SQLite, `json_to_recordset` in PostgreSQL): one
-/// statement text, prepared once, and one value to bind instead of fifteen per row, whose copies
-/// through the query layer were most of what recording a decision cost.
-fn insert_sql(backend: DbBackend) -> &'static str {
-    static SQL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-    let slot = usize::from(backend == DbBackend::Postgres);
-    SQL[slot].get_or_init(|| build_insert_sql(backend))
-}
+/// Most rows per SQLite INSERT: a power of two whose 15 columns stay under SQLite's 32,766 bound
+/// parameters.
+const SQLITE_ROWS: usize = 1_024;
 
-fn build_insert_sql(backend: DbBackend) -> String {
-    let names: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
-    let list = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
-    match backend {
-        DbBackend::Postgres => {
+/// How a batch is inserted, skipping decision ids already stored, so a batch retried after a
+/// failure half-way (or after a commit whose answer was lost) never fails on a duplicate.
+/// - PostgreSQL: one INSERT for the whole batch, whatever its size, with the rows as one bound
+///   parameter, a JSON array of [`RecordRow`]s that `json_to_recordset` unpacks: one statement
+///   text, prepared once, and one value to bind instead of fifteen per row.
+/// - SQLite: multi-row `VALUES` in chunks whose sizes are powers of two, so only eleven statement
+///   texts ever exist and each is parsed once (SQLite's own JSON functions turned out to cost more
+///   per row than binding: `json_each` renders every element back to text).
+fn insert_sql(backend: DbBackend, rows: usize) -> &'static str {
+    static PG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static SQLITE: [std::sync::OnceLock<String>; 11] = [const { std::sync::OnceLock::new() }; 11];
+    if backend == DbBackend::Postgres {
+        return PG.get_or_init(|| {
+            let list = COLUMNS.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
             let types = COLUMNS.iter().map(|(n, t)| format!("\"{n}\" {t}")).collect::<Vec<_>>().join(", ");
             format!(
                 "INSERT INTO decisions ({list}) SELECT {list} FROM json_to_recordset($1::json) AS r({types}) \
                  ON CONFLICT (decision_id) DO NOTHING"
             )
-        }
-        _ => {
-            let values = names.iter().map(|n| format!("value ->> '{n}'")).collect::<Vec<_>>().join(", ");
-            // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
-            format!(
-                "INSERT INTO decisions ({list}) SELECT {values} FROM json_each(?) WHERE true \
-                 ON CONFLICT (decision_id) DO NOTHING"
-            )
-        }
+        });
     }
+    let shape = rows.max(1).ilog2().min(10) as usize;
+    SQLITE[shape].get_or_init(|| {
+        let list = COLUMNS.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
+        let values = vec![row.as_str(); 1 << shape].join(", ");
+        format!("INSERT INTO decisions ({list}) VALUES {values} ON CONFLICT (decision_id) DO NOTHING")
+    })
+}
+
+/// Binds one record's columns, in [`COLUMNS`] order, moving its strings into the values.
+fn push_row(r: RecordRow, out: &mut Vec<Value>) {
+    out.push(Value::from(r.decision_id));
+    out.push(Value::from(r.time));
+    out.push(Value::from(r.caller));
+    out.push(Value::from(r.seller_id));
+    out.push(Value::from(r.purpose));
+    out.push(Value::from(r.basis));
+    out.push(Value::from(r.basis_evidence_ref));
+    out.push(Value::from(r.categories));
+    out.push(Value::from(r.decision));
+    out.push(Value::from(r.allowed));
+    out.push(Value::from(r.reasons));
+    out.push(Value::from(r.revision));
+    out.push(Value::from(r.policy_version));
+    out.push(Value::from(r.lost_records));
+    out.push(Value::from(r.leaf_index));
 }
 
 /// The record as JSON with the `decisions` table's column names, so it can be inspected and put
@@ -168,7 +188,7 @@ fn from_row(m: decision::Model) -> Result<DecisionRecord> {
 }
 
 impl Store {
-    /// Inserts a batch of decision records in one transaction and one statement ([`insert_sql`]).
+    /// Inserts a batch of decision records in one transaction ([`insert_sql`]).
     /// Idempotent: a record already there (a retried batch) is skipped, never an error, so a batch
     /// that failed midway can simply be written again. With the Merkle tree on, the new records
     /// get the next leaf indexes of the decision log and their leaves go into the tree in the same
@@ -180,9 +200,24 @@ impl Store {
         if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
             super::decision_log::place(&txn, &mut rows).await?;
         }
-        if !rows.is_empty() {
-            let batch = serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("decision batch: {e}")))?;
-            txn.execute_raw(Statement::from_sql_and_values(backend, insert_sql(backend), [Value::from(batch)])).await?;
+        if backend == DbBackend::Postgres {
+            if !rows.is_empty() {
+                let batch =
+                    serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("decision batch: {e}")))?;
+                let sql = insert_sql(backend, rows.len());
+                txn.execute_raw(Statement::from_sql_and_values(backend, sql, [Value::from(batch)])).await?;
+            }
+        } else {
+            let mut left = rows.len();
+            let mut rows = rows.into_iter();
+            while left > 0 {
+                // The largest power of two that fits what is left, up to SQLITE_ROWS.
+                let n = (1usize << left.ilog2()).min(SQLITE_ROWS);
+                let mut values = Vec::with_capacity(n * COLUMNS.len());
+                rows.by_ref().take(n).for_each(|r| push_row(r, &mut values));
+                txn.execute_raw(Statement::from_sql_and_values(backend, insert_sql(backend, n), values)).await?;
+                left -= n;
+            }
         }
         txn.commit().await?;
         Ok(())
