@@ -120,6 +120,7 @@ def main():
     written = delta("safeguard_decision_records_written_total")
     lost = delta("safeguard_decision_records_lost_total")
     quarantined = delta("safeguard_decision_records_quarantined_total")
+    waited = delta("safeguard_decision_records_waited_total")
     ok = delta('safeguard_rpc_requests_total{method="VerifySeller",code="OK"}')
     verify_all = sum(v - before.get(k, 0) for k, v in after.items()
                      if k.startswith('safeguard_rpc_requests_total{method="VerifySeller"'))
@@ -132,7 +133,8 @@ def main():
     print(f"req/s {res['rps']:.0f}, p50 {res['p50']} µs, p99 {res['p99']} µs, cpu {res['cpu_us']:.1f} µs/req")
     print("RSS MiB by minute: " + " ".join(f"{x:.1f}" for x in minutes))
     print(f"HTTP errors {res['errors']}; VerifySeller answered {verify_all:.0f}, OK {ok:.0f}; decisions {decisions:.0f}, "
-          f"records written {written:.0f}, rows in database {rows}, lost {lost:.0f}, quarantined {quarantined:.0f}")
+          f"records written {written:.0f}, rows in database {rows}, lost {lost:.0f}, quarantined {quarantined:.0f}; "
+          f"decisions that waited for room in the record queue {waited:.0f}")
     print(f"RSS first minute {mean(first) / 2**20:.1f} MiB, last minute {mean(last) / 2**20:.1f} MiB, drift {drift * 100:+.1f}%")
     failures = []
     if res["errors"] or verify_all != ok or ok == 0:

@@ -124,9 +124,6 @@ impl Store {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
-                    // Reads through a memory map rather than read() copies into SQLite's cache:
-                    // the start-up fold reads the whole log.
-                    .pragma("mmap_size", "268435456")
             });
         let db = Database::connect(opts).await?;
         Ok(Self {
