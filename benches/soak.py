@@ -136,6 +136,9 @@ def main():
           f"records written {written:.0f}, rows in database {rows}, lost {lost:.0f}, quarantined {quarantined:.0f}; "
           f"decisions that waited for room in the record queue {waited:.0f}")
     print(f"RSS first minute {mean(first) / 2**20:.1f} MiB, last minute {mean(last) / 2**20:.1f} MiB, drift {drift * 100:+.1f}%")
+    for k, v in sorted(after.items()):
+        if k.startswith('safeguard_rpc_requests_total{method="VerifySeller"') and 'code="OK"' not in k:
+            print(f"not OK: {k} {v - before.get(k, 0):.0f}")
     failures = []
     if res["errors"] or verify_all != ok or ok == 0:
         failures.append("errors")

@@ -33,8 +33,28 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed");
         }
+        spawn_upkeep(handle.clone());
         handle
     })
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every [`UPKEEP_EVERY`], on a thread of its own for
+/// the life of the process. The exporter keeps every sample until a scrape or an upkeep folds it:
+/// with nobody scraping `/metrics`, that was ~20 bytes of RSS per request for ever (the 10-minute
+/// soak grew from 240 to 416 MiB).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "cannot start the metrics upkeep thread; histograms grow until scraped");
+    }
 }
 
 /// Serves `GET /metrics` (Prometheus text format) on `listener` until `shutdown`.
