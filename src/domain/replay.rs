@@ -121,12 +121,6 @@ pub struct ChainReport {
     pub events_checked: i64,
 }
 
-/// Whether `e` hashes to its own `hash` from its own `prev_hash`: the check of its content, which
-/// needs no other event, so it can run ahead of the chain's order.
-pub fn hashes_to_itself(e: &LoggedEvent<'_>) -> bool {
-    event_hash(e.prev_hash, &e.fields) == e.hash
-}
-
 /// Recomputes the chain event by event, oldest first, and stops at the first break. Each check
 /// names what the break looks like: a revision missing (a deleted row), a `prev_hash` that is not the
 /// previous event's hash (rows reordered or replaced), a hash that does not match the event's fields
@@ -179,14 +173,6 @@ impl ChainVerifier {
     /// Checks the next stored event (events must come in stored revision order). Returns false once
     /// the chain is broken; later events are then not looked at.
     pub fn check(&mut self, e: &LoggedEvent<'_>) -> bool {
-        self.check_hashed(e, || hashes_to_itself(e))
-    }
-
-    /// As [`ChainVerifier::check`], with whether the event hashes to its own `hash` from its own
-    /// `prev_hash` ([`hashes_to_itself`]) worked out by the caller, perhaps on another thread ahead
-    /// of the fold. `prev_hash` is checked to be the previous event's hash before it is asked, so
-    /// the two checks together are exactly [`ChainVerifier::check`]'s.
-    pub fn check_hashed(&mut self, e: &LoggedEvent<'_>, intact: impl FnOnce() -> bool) -> bool {
         if self.broken.is_some() {
             return false;
         }
@@ -212,7 +198,7 @@ impl ChainVerifier {
                     "revision {revision} does not follow {after}: its prev_hash is not that hash (events reordered or replaced)"
                 ),
             ))
-        } else if !intact() {
+        } else if event_hash(&self.prev_hash, &e.fields) != e.hash {
             Some((revision, format!("revision {revision} does not match its hash (the event was edited)")))
         } else {
             None

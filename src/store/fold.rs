@@ -15,7 +15,7 @@ use crate::domain::fold::{self, FoldTarget, Folded};
 use crate::domain::ids::{DocumentSha256, SellerId, Timestamp};
 use crate::domain::registry::RegistryChange;
 use crate::domain::registry::{Attestation, Seller, SuspensionOrder};
-use crate::domain::replay::{ChainVerifier, LoggedEvent, hashes_to_itself};
+use crate::domain::replay::{ChainVerifier, LoggedEvent};
 use crate::error::{Error, Result};
 
 /// Events per round trip while folding the whole log. Up to three pages are alive at once (one
@@ -59,17 +59,7 @@ pub(crate) fn apply_checked(
     target: &mut impl FoldTarget,
     e: &StoredEvent,
 ) -> Result<(), (i64, String)> {
-    apply_hashed(chain, target, e, hashes_to_itself(&e.logged()))
-}
-
-/// As [`apply_checked`], with whether `e` hashes to itself already worked out.
-fn apply_hashed(
-    chain: &mut ChainVerifier,
-    target: &mut impl FoldTarget,
-    e: &StoredEvent,
-    intact: bool,
-) -> Result<(), (i64, String)> {
-    if !chain.check_hashed(&e.logged(), || intact) {
+    if !chain.check(&e.logged()) {
         let (revision, problem) = chain.problem().unwrap_or((e.revision, "the chain is broken"));
         return Err((revision, problem.to_owned()));
     }
@@ -88,26 +78,15 @@ impl Store {
     /// The events after revision `after` up to `to`, in pages read by a task of their own, one
     /// page ahead, so the database (and, on SQLite, its worker thread decoding rows) works while
     /// the caller checks and folds or hashes the page before. A page may run past `to`.
-    ///
-    /// With `hashed`, the reader also works out for each event whether it hashes to itself
-    /// ([`hashes_to_itself`]), so the caller's chain check ([`ChainVerifier::check_hashed`]) only
-    /// links the events: on two cores the SHA-256 of the whole log then runs beside the fold.
-    pub(crate) fn event_pages(&self, after: i64, to: i64, hashed: bool) -> EventPages {
-        let (pages, received) = tokio::sync::mpsc::channel::<Result<Page>>(2);
+    pub(crate) fn event_pages(&self, after: i64, to: i64) -> EventPages {
+        let (pages, received) = tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>>>(2);
         let reader = self.clone();
         let fetch = tokio::spawn(async move {
             let mut after = after;
             while after < to {
-                let page = reader.events_after(after, PAGE).await.map(|events| {
-                    let intact = if hashed {
-                        events.iter().map(|e| hashes_to_itself(&e.logged())).collect()
-                    } else {
-                        Vec::new()
-                    };
-                    Page { events, intact }
-                });
-                let full = page.as_ref().is_ok_and(|p| p.events.len() as u64 == PAGE);
-                after = page.as_ref().ok().and_then(|p| p.events.last()).map_or(after, |e| e.revision);
+                let page = reader.events_after(after, PAGE).await;
+                let full = page.as_ref().is_ok_and(|events| events.len() as u64 == PAGE);
+                after = page.as_ref().ok().and_then(|events| events.last()).map_or(after, |e| e.revision);
                 if pages.send(page).await.is_err() || !full {
                     break;
                 }
@@ -122,22 +101,22 @@ impl Store {
         // (a busy primary, a standby replaying) are left to the follower instead of looking like a
         // head that lags its log.
         let (head_revision, head_hash) = self.head().await?;
-        let mut pages = self.event_pages(0, head_revision, true);
+        let mut pages = self.event_pages(0, head_revision);
         let mut chain = ChainVerifier::new();
         let mut outcome = Ok(None);
         'pages: while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(page) => page,
+            let events = match page {
+                Ok(events) => events,
                 Err(e) => {
                     outcome = Err(e);
                     break;
                 }
             };
-            for (e, intact) in page.events.iter().zip(page.intact) {
+            for e in &events {
                 if e.revision > head_revision {
                     break 'pages;
                 }
-                if let Err(broken) = apply_hashed(&mut chain, target, e, intact) {
+                if let Err(broken) = apply_checked(&mut chain, target, e) {
                     outcome = Ok(Some(broken));
                     break 'pages;
                 }
@@ -159,21 +138,15 @@ impl Store {
     }
 }
 
-/// A page of events and, if asked for, whether each hashes to itself.
-pub(crate) struct Page {
-    pub events: Vec<StoredEvent>,
-    pub intact: Vec<bool>,
-}
-
 /// Pages of events being read ahead ([`Store::event_pages`]); dropping it stops the reader.
 pub(crate) struct EventPages {
-    received: tokio::sync::mpsc::Receiver<Result<Page>>,
+    received: tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>>>,
     fetch: tokio::task::JoinHandle<()>,
 }
 
 impl EventPages {
     /// The next page, or `None` after the last.
-    pub(crate) async fn next(&mut self) -> Option<Result<Page>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<Vec<StoredEvent>>> {
         self.received.recv().await
     }
 }

@@ -377,9 +377,9 @@ impl Store {
     /// pages, one ahead of the hashing, so a check over a large log holds hashes, not payloads.
     pub async fn event_leaves(&self, from: i64, to: i64) -> Result<Vec<(i64, Hash)>> {
         let mut out = Vec::with_capacity(usize::try_from(to - from + 1).unwrap_or(0));
-        let mut pages = self.event_pages(from - 1, to, false);
+        let mut pages = self.event_pages(from - 1, to);
         while let Some(page) = pages.next().await {
-            out.extend(page?.events.iter().take_while(|e| e.revision <= to).map(|e| {
+            out.extend(page?.iter().take_while(|e| e.revision <= to).map(|e| {
                 let leaf = stored_leaf(e);
                 (e.revision, leaf)
             }));
