@@ -12,7 +12,6 @@
 //! it would dominate the peak RSS this bench reports); `anchor/decide_random_seller` decides on it.
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::System;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -29,9 +28,10 @@ use safeguard::domain::{
 };
 use safeguard::snapshot::Sellers;
 
-/// Counts the heap bytes in use, for bytes per seller.
+/// Counts the heap bytes in use, for bytes per seller, over the allocator the service runs on
+/// (`src/main.rs`), so a decision's allocations cost here what they cost in production.
 #[global_allocator]
-static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+static ALLOCATOR: Cap<mimalloc::MiMalloc> = Cap::new(mimalloc::MiMalloc, usize::MAX);
 
 const DEFAULT_SELLERS: usize = 180_000;
 /// The largest registry the plain-HashMap anchor is built for.

@@ -181,6 +181,7 @@ impl Writer {
             if rx.recv_many(&mut buf, batch).await == 0 {
                 return;
             }
+            metrics::histogram!("safeguard_decision_record_batch_size").record(buf.len() as f64);
             let missing = self.lost.swap(0, Ordering::Relaxed);
             if missing > 0 {
                 buf.push(lost_marker(missing));

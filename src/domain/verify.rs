@@ -115,7 +115,7 @@ pub trait SellerFacts {
     fn terms(&self) -> impl Iterator<Item = Terms> + Clone;
     /// The attestation id of the `index`th contract of [`terms`](Self::terms). Only called for the
     /// contracts a decision relies on.
-    fn attestation_id(&self, index: usize) -> Arc<str>;
+    fn attestation_id(&self, index: usize) -> AttestationRef;
 }
 
 /// A seller as the decision engine needs it.
@@ -173,8 +173,10 @@ impl SellerFacts for SellerView {
     fn terms(&self) -> impl Iterator<Item = Terms> + Clone {
         self.contracts.iter().map(Contract::terms)
     }
-    fn attestation_id(&self, index: usize) -> Arc<str> {
-        self.contracts.get(index).map(|c| c.attestation_id.clone()).unwrap_or_else(|| Arc::from(""))
+    fn attestation_id(&self, index: usize) -> AttestationRef {
+        AttestationRef::Text(
+            self.contracts.get(index).map(|c| c.attestation_id.clone()).unwrap_or_else(|| Arc::from("")),
+        )
     }
 }
 
@@ -270,8 +272,36 @@ pub struct Disclosure {
     pub recipient_contact: String,
     pub country: Country,
     pub purpose: Purpose,
-    pub categories: Vec<DataCategory>,
+    // The categories disclosed are the verdict's `allowed`, which the answer carries already.
     pub retention_days: u32,
+}
+
+/// An attestation a decision relies on, as the decision names it. A server-assigned id (a UUID in
+/// canonical form) is kept as its 16 bytes and formatted only when the answer is encoded; any other
+/// id is shared text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttestationRef {
+    Uuid(uuid::Uuid),
+    Text(Arc<str>),
+}
+
+impl AttestationRef {
+    /// The id as shared text.
+    pub fn into_shared(self) -> Arc<str> {
+        match self {
+            Self::Uuid(id) => Arc::from(id.hyphenated().to_string()),
+            Self::Text(id) => id,
+        }
+    }
+}
+
+impl std::fmt::Display for AttestationRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uuid(id) => id.hyphenated().fmt(f),
+            Self::Text(id) => f.write_str(id),
+        }
+    }
 }
 
 /// The outcome of one verification.
@@ -287,7 +317,7 @@ pub struct Verdict {
     pub valid_until: Timestamp,
     /// 0 unless something is allowed.
     pub retention_days: u32,
-    pub attestation_ids: Vec<Arc<str>>,
+    pub attestation_ids: Vec<AttestationRef>,
     /// Set when something is allowed.
     pub disclosure: Option<Disclosure>,
 }
@@ -468,7 +498,6 @@ pub fn decide_for<S: SellerFacts>(ctx: &Context<'_>, seller: Option<&S>, req: &V
             recipient_contact: seller.privacy_contact().to_owned(),
             country: seller.country(),
             purpose: req.purpose,
-            categories: allowed.clone(),
             retention_days,
         })
     };

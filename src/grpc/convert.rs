@@ -179,13 +179,15 @@ fn pb_reason(r: &crate::domain::verify::Reason) -> pb::Reason {
     pb::Reason { code: r.code.number(), clause: r.clause.map_or(0, Vocab::number), message: r.message().to_owned() }
 }
 
-/// A decision on the wire.
+/// A decision on the wire. The disclosure's text is moved out of `d` rather than copied: nothing
+/// reads it after the answer (a decision record keeps the outcome and the reasons).
 pub fn pb_decision(
     req: &VerifyRequest,
-    d: &Decided,
+    d: &mut Decided,
     policy_version: &str,
     decision_id: String,
 ) -> pb::VerifySellerResponse {
+    let disclosure = d.verdict.disclosure.take();
     let v = &d.verdict;
     pb::VerifySellerResponse {
         decision: v.decision.number(),
@@ -205,12 +207,12 @@ pub fn pb_decision(
         valid_until: pb_time(v.valid_until),
         retention_days: v.retention_days,
         attestation_ids: v.attestation_ids.iter().map(|id| id.to_string()).collect(),
-        disclosure: v.disclosure.as_ref().map(|x| pb::Disclosure {
-            recipient_legal_name: x.recipient_legal_name.clone(),
-            recipient_contact: x.recipient_contact.clone(),
+        disclosure: disclosure.map(|x| pb::Disclosure {
+            recipient_legal_name: x.recipient_legal_name,
+            recipient_contact: x.recipient_contact,
             country: x.country.to_string(),
             purpose: x.purpose.number(),
-            categories: numbers(&x.categories),
+            categories: numbers(&v.allowed),
             retention_days: x.retention_days,
         }),
         seller_id: req.seller_id.to_string(),

@@ -72,16 +72,16 @@ impl VerificationApi {
         deadline: Option<Instant>,
     ) -> pb::VerifySellerResponse {
         let registry = &self.shared.registry;
-        let decided = registry.verify(req);
+        let mut decided = registry.verify(req);
         record_metrics(&decided.verdict);
         let version = &registry.policy().version;
         let decision_id = uuid::Uuid::now_v7().to_string();
         let log = &self.shared.decisions;
         if !log.wants(decided.verdict.decision) {
             // Nothing to record: no copy of the id or of the verdict is made.
-            return convert::pb_decision(req, &decided, version, decision_id);
+            return convert::pb_decision(req, &mut decided, version, decision_id);
         }
-        let response = convert::pb_decision(req, &decided, version, decision_id.clone());
+        let response = convert::pb_decision(req, &mut decided, version, decision_id.clone());
         let v = decided.verdict;
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let record = DecisionRecord {

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::verify::{Contract, SellerFacts, SellerView, Terms};
+use crate::domain::verify::{AttestationRef, Contract, SellerFacts, SellerView, Terms};
 use crate::domain::{Country, SellerId, SellerRole, SellerStatus, Set, Timestamp, Vocab};
 
 const HEADER: usize = 16;
@@ -263,7 +263,8 @@ impl<'a> Record<'a> {
 
     /// The contracts, decoded.
     pub fn contracts(&self) -> impl Iterator<Item = Contract> + 'a {
-        self.contract_slices().map(|c| Contract { attestation_id: attestation_id(c), ..contract_of(terms(c)) })
+        self.contract_slices()
+            .map(|c| Contract { attestation_id: attestation_id(c).into_shared(), ..contract_of(terms(c)) })
     }
 
     /// The whole seller, materialised: for pages and reports, not for the hot path.
@@ -322,15 +323,14 @@ pub(super) fn id_bytes(c: &[u8]) -> &[u8] {
     &c[TERMS..contract_len(c)]
 }
 
-fn attestation_id(c: &[u8]) -> Arc<str> {
+fn attestation_id(c: &[u8]) -> AttestationRef {
     if c[0] & UUID_ID != 0 {
         let mut raw = [0u8; 16];
         raw.copy_from_slice(&c[TERMS..TERMS + 16]);
-        let mut buf = uuid::Uuid::encode_buffer();
-        Arc::from(&*uuid::Uuid::from_bytes(raw).hyphenated().encode_lower(&mut buf))
+        AttestationRef::Uuid(uuid::Uuid::from_bytes(raw))
     } else {
         let len = u32_at(c, TERMS) as usize;
-        Arc::from(std::str::from_utf8(&c[TERMS + 4..TERMS + 4 + len]).unwrap_or(""))
+        AttestationRef::Text(Arc::from(std::str::from_utf8(&c[TERMS + 4..TERMS + 4 + len]).unwrap_or("")))
     }
 }
 
@@ -379,7 +379,7 @@ impl SellerFacts for Record<'_> {
     fn terms(&self) -> impl Iterator<Item = Terms> + Clone {
         self.contract_slices().map(terms)
     }
-    fn attestation_id(&self, index: usize) -> Arc<str> {
-        self.contract_slices().nth(index).map(attestation_id).unwrap_or_else(|| Arc::from(""))
+    fn attestation_id(&self, index: usize) -> AttestationRef {
+        self.contract_slices().nth(index).map(attestation_id).unwrap_or_else(|| AttestationRef::Text(Arc::from("")))
     }
 }

@@ -109,8 +109,8 @@ fn every_field_round_trips_through_a_record() {
     let record = sellers.get(full.seller_id.as_str()).unwrap();
     assert_eq!(record.view(), full);
     assert_eq!(record.len(), record::encode(&full).len());
-    let ids: Vec<Arc<str>> = (0..full.contracts.len()).map(|i| record.attestation_id(i)).collect();
-    assert_eq!(ids, full.contracts.iter().map(|c| c.attestation_id.clone()).collect::<Vec<_>>());
+    let ids: Vec<String> = (0..full.contracts.len()).map(|i| record.attestation_id(i).to_string()).collect();
+    assert_eq!(ids, full.contracts.iter().map(|c| c.attestation_id.to_string()).collect::<Vec<_>>());
 
     let (sellers, views) = many(500);
     for v in &views {

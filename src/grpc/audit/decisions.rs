@@ -42,11 +42,11 @@ pub async fn explain(
     let (Some(verify), Some(at)) = (inner, at) else { return Err(Error::invalid("request", "must be set")) };
 
     let policy = shared.registry.policy();
-    let decided = crate::audit::explain(&shared.store, policy, &verify, at).await?;
+    let mut decided = crate::audit::explain(&shared.store, policy, &verify, at).await?;
     let revision = decided.revision;
     let decision_id = format!("{EXPLAIN_PREFIX}{}", uuid::Uuid::now_v7());
     Ok(Response::new(pb::ExplainDecisionResponse {
-        response: Some(convert::pb_decision(&verify, &decided, &policy.version, decision_id)),
+        response: Some(convert::pb_decision(&verify, &mut decided, &policy.version, decision_id)),
         revision,
         policy_version: policy.version.clone(),
     }))
