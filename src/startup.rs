@@ -174,6 +174,9 @@ impl App {
         }
         // The events under a saved snapshot were checked when it was written; they are checked
         // again against this database, so that one edited since halts as the whole fold would.
+        if loaded.from_file.is_none() {
+            metrics::gauge!("safeguard_registry_history_checked").set(1.0);
+        }
         let history = loaded
             .from_file
             .map(|(revision, hash)| spawn_history_check(loaded.store.clone(), registry.clone(), revision, hash));

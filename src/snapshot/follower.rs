@@ -3,7 +3,8 @@
 //! skips one.
 //!
 //! The log is the truth, and the snapshot trusts nothing else: it is built by folding the log from
-//! its first event ([`load`]), never from the state tables, and every event is checked before it is
+//! its first event ([`load`]) or from a saved snapshot file the log still vouches for
+//! ([`super::saved`]), never from the state tables, and every event is checked before it is
 //! applied: its revision follows the last one, its `prev_hash` is the hash of the last one, and its
 //! own hash matches its fields. An event that fails any check (a row inserted, edited or removed
 //! under the service) halts the registry: every decision becomes DENY REGISTRY_STALE, health
