@@ -306,6 +306,11 @@ pub struct SnapshotSettings {
     /// Freshness is measured by the heartbeat replayed from the database this replica follows, so
     /// `max_staleness_ms` must leave room for one interval.
     pub heartbeat_ms: u64,
+    /// Save the snapshot to a signed file in the checkpoint directory whenever the registry
+    /// checkpoint is signed, and start from it: a restart then folds only the events after it and
+    /// checks the rest of the log in the background. Needs `audit.checkpoints` (the file is
+    /// signed with the checkpoint key); without them there is no file.
+    pub saved_file: bool,
     /// The wall clock decisions are judged by: the system clock, which only tests step.
     #[serde(skip)]
     pub clock: crate::clock::WallClock,
@@ -369,6 +374,7 @@ impl Default for SnapshotSettings {
             poll_interval_ms: 250,
             max_staleness_ms: 30_000,
             heartbeat_ms: 1_000,
+            saved_file: true,
             clock: crate::clock::WallClock::default(),
         }
     }

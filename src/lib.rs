@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`domain`]: plain types and the pure decision engine (no gRPC, no database).
 //! - [`store`]: the only module that speaks sea-orm: current state plus the hash-chained event log.
-//! - [`snapshot`]: the in-memory registry VerifySeller reads, and the task that follows the log.
+//! - [`snapshot`]: the in-memory registry VerifySeller reads, the task that follows the log, and
+//!   the signed file it is saved to so that a restart folds only the tail of the log.
 //! - [`grpc`]: thin adapters between the proto contract and the domain.
 //! - [`audit`]: auditors' checks (decision replay, kept checkpoints) that gRPC and the console share.
 //! - [`auth`]: who is calling and what they may do.

@@ -19,7 +19,7 @@ use crate::config::{Settings, ms};
 use crate::domain::Policy;
 use crate::grpc::Shared;
 use crate::recorder::{DecisionLog, RecorderOptions};
-use crate::snapshot::{Registry, Sources, spawn_follower, spawn_heartbeat};
+use crate::snapshot::{Registry, Sources, spawn_follower, spawn_heartbeat, spawn_history_check};
 use crate::store::{DbOptions, Store};
 
 fn recorder_options(settings: &Settings) -> RecorderOptions {
@@ -150,9 +150,17 @@ impl App {
         }
         // The snapshot is the verified log folded, never the state tables: a table edited under the
         // service cannot change a decision.
-        let loaded = crate::snapshot::load_from(&sources).await.context("cannot load the registry")?;
+        // A saved snapshot file that verifies spares the fold of the log under it (checked after
+        // SERVING instead, below).
+        let saved = crate::tlog::saved_file(&settings).context("cannot open the saved snapshot file")?;
+        let loaded = crate::snapshot::load_from(&sources, saved.as_ref()).await.context("cannot load the registry")?;
         let snapshot = loaded.snapshot;
-        tracing::info!(revision = snapshot.revision, sellers = snapshot.len(), policy = %policy.version, standbys = settings.database.read_urls.len(), "registry loaded");
+        tracing::info!(revision = snapshot.revision, sellers = snapshot.len(), policy = %policy.version, standbys = settings.database.read_urls.len(), start_up = ?loaded.start_up, "registry loaded");
+        let from_file = match &loaded.start_up {
+            crate::snapshot::StartUp::FromFile { revision, .. } => *revision,
+            crate::snapshot::StartUp::WholeLog { .. } => 0,
+        };
+        metrics::gauge!("safeguard_registry_loaded_from_saved_revision").set(from_file as f64);
         let registry = Registry::with_clock(
             snapshot,
             policy,
@@ -160,10 +168,19 @@ impl App {
             settings.snapshot.clock.clone(),
         );
         registry.start_synced(loaded.synced_at);
+        registry.set_start_up(loaded.start_up);
         if let Some((revision, problem)) = loaded.broken {
             registry.halt(format!("registry log rejected at revision {revision}: {problem}"));
         }
-        let tlog = crate::tlog::start(&settings, &store, &registry).await?;
+        // The events under a saved snapshot were checked when it was written; they are checked
+        // again against this database, so that one edited since halts as the whole fold would.
+        if loaded.from_file.is_none() {
+            metrics::gauge!("safeguard_registry_history_checked").set(1.0);
+        }
+        let history = loaded
+            .from_file
+            .map(|(revision, hash)| spawn_history_check(loaded.store.clone(), registry.clone(), revision, hash));
+        let tlog = crate::tlog::start(&settings, &store, &registry, saved).await?;
         let follower = spawn_follower(registry.clone(), sources.clone(), ms(settings.snapshot.poll_interval_ms));
         let heartbeat = spawn_heartbeat(store.clone(), ms(settings.snapshot.heartbeat_ms));
         let pruner = tokio::spawn(prune_request_ids(store.clone()));
@@ -191,7 +208,8 @@ impl App {
             None
         };
         let console = console(&settings, &shared, tls.is_some()).await?;
-        let background = vec![follower, heartbeat, pruner];
+        let mut background = vec![follower, heartbeat, pruner];
+        background.extend(history);
         Ok(Self { settings, listener, shared, background, recorder_tasks, auth, tls, metrics_listener, console })
     }
 

@@ -104,6 +104,17 @@ impl NoteSigner {
         NoteVerifier { name: self.name.clone(), id: self.id, key: self.key.verifying_key() }
     }
 
+    /// The key id, as signatures name the key.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// An Ed25519 signature over `message` itself, for signed files that are not notes (the saved
+    /// registry snapshot signs a domain-separated digest of its body).
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// Signs `text` (which must end in a newline) into a signed note.
     pub fn sign(&self, text: &str) -> Result<String, NoteError> {
         check_text(text)?;
@@ -168,6 +179,16 @@ impl NoteVerifier {
     /// The key's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The key id, as signatures name the key.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Whether `signature` is this key's signature over `message` ([`NoteSigner::sign_bytes`]).
+    pub fn verify_bytes(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
     }
 
     /// `name+hexid`, as error messages name a key.

@@ -3,7 +3,8 @@
 //! skips one.
 //!
 //! The log is the truth, and the snapshot trusts nothing else: it is built by folding the log from
-//! its first event ([`load`]), never from the state tables, and every event is checked before it is
+//! its first event ([`load`]) or from a saved snapshot file the log still vouches for
+//! ([`super::saved`]), never from the state tables, and every event is checked before it is
 //! applied: its revision follows the last one, its `prev_hash` is the hash of the last one, and its
 //! own hash matches its fields. An event that fails any check (a row inserted, edited or removed
 //! under the service) halts the registry: every decision becomes DENY REGISTRY_STALE, health
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use super::saved::{self, SavedFile, StartUp};
 use super::{Registry, Snapshot, Sources};
 use crate::domain::replay::ChainVerifier;
 use crate::error::{Error, Result};
@@ -44,16 +46,24 @@ pub struct Loaded {
     pub broken: Option<(i64, String)>,
     /// When a heartbeat says the snapshot was complete; `None` when none vouches for it yet.
     pub synced_at: Option<Instant>,
+    /// How it was loaded.
+    pub start_up: StartUp,
+    /// From the saved file: its revision and hash, which the log under it must still reach
+    /// ([`super::spawn_history_check`]).
+    pub from_file: Option<(i64, String)>,
+    /// The database it was loaded from.
+    pub store: Store,
 }
 
 /// Loads the snapshot from the first database that answers: the standbys in order, then the
 /// primary. The heartbeat is read first, as the follower does, so the snapshot is only as fresh as
-/// a heartbeat it contains.
-pub async fn load_from(sources: &Sources) -> Result<Loaded> {
+/// a heartbeat it contains. With a `saved` snapshot file that can be trusted, only the events after
+/// it are folded (see [`super::saved`]).
+pub async fn load_from(sources: &Sources, saved: Option<&Arc<SavedFile>>) -> Result<Loaded> {
     let mut last = None;
     let standbys = sources.reader_count();
     for _ in 0..standbys {
-        match load_with_heartbeat(sources.reader()).await {
+        match load_with_heartbeat(sources.reader(), saved).await {
             Ok(loaded) => return Ok(loaded),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot load the registry from this database; trying the next");
@@ -63,17 +73,53 @@ pub async fn load_from(sources: &Sources) -> Result<Loaded> {
         }
     }
     if sources.has_standbys() {
-        return load_with_heartbeat(sources.primary()).await;
+        return load_with_heartbeat(sources.primary(), saved).await;
     }
     Err(last.unwrap_or_else(|| Error::Internal("no database to load the registry from".into())))
 }
 
-async fn load_with_heartbeat(store: &Store) -> Result<Loaded> {
+async fn load_with_heartbeat(store: &Store, saved: Option<&Arc<SavedFile>>) -> Result<Loaded> {
     let read_at = Instant::now();
     let heartbeat = store.read_heartbeat().await?;
+    let ignored = match saved {
+        None => None,
+        Some(saved) => match saved::load(store, saved).await? {
+            Ok(from) => {
+                let synced_at = heartbeat
+                    .filter(|hb| hb.revision <= from.snapshot.revision)
+                    .and_then(|hb| read_at.checked_sub(hb.age));
+                let tail = from.snapshot.revision - from.revision;
+                tracing::info!(revision = from.revision, tail, file = %saved.path().display(), "registry snapshot loaded from the saved file, tail of the log folded");
+                return Ok(Loaded {
+                    snapshot: from.snapshot,
+                    broken: from.broken,
+                    synced_at,
+                    start_up: StartUp::FromFile { revision: from.revision, tail },
+                    from_file: Some((from.revision, from.hash)),
+                    store: store.clone(),
+                });
+            }
+            Err(why) if saved.path().exists() => {
+                tracing::warn!(file = %saved.path().display(), %why, "saved registry snapshot ignored: folding the whole log");
+                Some(why)
+            }
+            Err(_) => {
+                tracing::info!(file = %saved.path().display(), "no saved registry snapshot yet: folding the whole log");
+                None
+            }
+        },
+    };
     let (snapshot, broken) = load(store).await?;
+    tracing::info!(revision = snapshot.revision, "registry snapshot loaded: whole log folded");
     let synced_at = heartbeat.filter(|hb| hb.revision <= snapshot.revision).and_then(|hb| read_at.checked_sub(hb.age));
-    Ok(Loaded { snapshot, broken, synced_at })
+    Ok(Loaded {
+        snapshot,
+        broken,
+        synced_at,
+        start_up: StartUp::WholeLog { file_ignored: ignored },
+        from_file: None,
+        store: store.clone(),
+    })
 }
 
 /// Starts following the log. Abort the handle to stop.

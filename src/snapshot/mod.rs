@@ -9,12 +9,13 @@
 
 mod follower;
 mod record;
+pub mod saved;
 mod sellers;
 mod sources;
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 
 pub use follower::{Loaded, catch_up_from, load, load_from, spawn_follower, sync_once};
 pub use record::Record;
+pub use saved::{SavedFile, StartUp, spawn_history_check};
 pub use sellers::{RecordAt, SHARDS, Sellers};
 pub use sources::{Sources, spawn_heartbeat};
 
@@ -176,6 +178,11 @@ pub struct Registry {
     /// what was applied): every decision is then DENY REGISTRY_STALE until an operator acts.
     halted: AtomicBool,
     halt_reason: Mutex<Option<String>>,
+    /// Whether every event under the snapshot was chain-checked by this process: false from a start
+    /// from the saved file until its background check passes. The file is only written when true.
+    history_checked: AtomicBool,
+    /// How the snapshot was loaded at start-up.
+    start_up: OnceLock<StartUp>,
     revision: watch::Sender<i64>,
     policy: Arc<Policy>,
     max_staleness: Duration,
@@ -204,6 +211,8 @@ impl Registry {
             applying: Mutex::new(()),
             halted: AtomicBool::new(false),
             halt_reason: Mutex::new(None),
+            history_checked: AtomicBool::new(true),
+            start_up: OnceLock::new(),
             revision,
             policy,
             max_staleness,
@@ -256,6 +265,30 @@ impl Registry {
             *slot = Some(reason);
         }
         self.halted.store(true, Ordering::Release);
+    }
+
+    /// Whether every event under the current snapshot has been chain-checked by this process (see
+    /// [`saved`]): false while the log under a saved snapshot is being checked in the background.
+    pub fn history_checked(&self) -> bool {
+        self.history_checked.load(Ordering::Acquire)
+    }
+
+    fn set_history_checked(&self) {
+        self.history_checked.store(true, Ordering::Release);
+    }
+
+    /// How the snapshot was loaded at start-up, once it was.
+    pub fn start_up(&self) -> Option<&StartUp> {
+        self.start_up.get()
+    }
+
+    /// Records how the snapshot was loaded; a start from the saved file leaves the history to be
+    /// checked.
+    pub fn set_start_up(&self, how: StartUp) {
+        if matches!(how, StartUp::FromFile { .. }) {
+            self.history_checked.store(false, Ordering::Release);
+        }
+        let _ = self.start_up.set(how);
     }
 
     /// Why decisions are halted, if they are.

@@ -190,6 +190,11 @@ impl<'a> Record<'a> {
         self.strings() + usize::from(self.bytes[5]) + self.name_len() + self.contact_len()
     }
 
+    /// The record's bytes, exactly: what the saved snapshot file holds.
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        &self.bytes[..self.len()]
+    }
+
     /// How many contracts the record holds.
     pub fn contract_count(&self) -> usize {
         usize::from(u16_at(self.bytes, 14))
@@ -382,4 +387,47 @@ impl SellerFacts for Record<'_> {
     fn attestation_id(&self, index: usize) -> AttestationRef {
         self.contract_slices().nth(index).map(attestation_id).unwrap_or_else(|| AttestationRef::Text(Arc::from("")))
     }
+}
+
+/// The length of the record that starts `bytes`, if it is well formed within them: every length
+/// it declares fits, its texts are UTF-8 and its seller id is a non-empty id. What a record read
+/// from outside memory (the saved snapshot file) must pass before [`Record`] reads it in place,
+/// since `Record` trusts its bytes and would panic on a length that runs past them.
+pub(super) fn checked_len(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.get(..HEADER)?;
+    SellerStatus::from_number(i32::from(header[0]))?;
+    SellerRole::from_number(i32::from(header[1]))?;
+    if header[4] & !SUPERVISED != 0 {
+        return None;
+    }
+    let strings = HEADER + if header[4] & SUPERVISED != 0 { 8 } else { 0 };
+    let id_len = usize::from(header[5]);
+    if id_len == 0 || id_len > SellerId::MAX_LEN {
+        return None;
+    }
+    let name_len = u32_at(header, 6) as usize;
+    let contact_len = u32_at(header, 10) as usize;
+    let mut at = strings;
+    for len in [id_len, name_len, contact_len] {
+        let end = at.checked_add(len)?;
+        std::str::from_utf8(bytes.get(at..end)?).ok()?;
+        at = end;
+    }
+    for _ in 0..u16_at(header, 14) {
+        let c = bytes.get(at..at.checked_add(TERMS)?)?;
+        if c[0] & !(REVOKED | UUID_ID) != 0 {
+            return None;
+        }
+        let len = if c[0] & UUID_ID != 0 {
+            TERMS + 16
+        } else {
+            let id_len = u32_at(bytes.get(at..at.checked_add(TERMS + 4)?)?, TERMS) as usize;
+            let start = at + TERMS + 4;
+            std::str::from_utf8(bytes.get(start..start.checked_add(id_len)?)?).ok()?;
+            (TERMS + 4).checked_add(id_len)?
+        };
+        at = at.checked_add(len)?;
+        bytes.get(..at)?;
+    }
+    Some(at)
 }

@@ -73,8 +73,6 @@ pub(crate) fn apply_checked(
 }
 
 impl Store {
-    /// Folds every event into `target`, oldest first, checking each link of the hash chain, and
-    /// finally that the head row is the last event (a head past the end means events were deleted).
     /// The events after revision `after` up to `to`, in pages read by a task of their own, one
     /// page ahead, so the database (and, on SQLite, its worker thread decoding rows) works while
     /// the caller checks and folds or hashes the page before. A page may run past `to`.
@@ -95,14 +93,22 @@ impl Store {
         EventPages { received, fetch }
     }
 
+    /// Folds every event into `target`, oldest first, checking each link of the hash chain, and
+    /// finally that the head row is the last event (a head past the end means events were deleted).
     pub async fn fold_log(&self, target: &mut impl FoldTarget) -> Result<FoldedLog> {
+        self.fold_log_from(target, ChainVerifier::new()).await
+    }
+
+    /// Folds the events after the one `chain` resumes from (see [`ChainVerifier::resume`]) into
+    /// `target`, which must hold the log up to it, with the same checks as [`Store::fold_log`]:
+    /// the tail of the log on top of a saved snapshot.
+    pub async fn fold_log_from(&self, target: &mut impl FoldTarget, mut chain: ChainVerifier) -> Result<FoldedLog> {
         // The head is read first and the fold stops at it: the head moves in the same transaction
         // as its event, so every event up to it is there, while events committed during the fold
         // (a busy primary, a standby replaying) are left to the follower instead of looking like a
         // head that lags its log.
         let (head_revision, head_hash) = self.head().await?;
-        let mut pages = self.event_pages(0, head_revision);
-        let mut chain = ChainVerifier::new();
+        let mut pages = self.event_pages(chain.last_revision(), head_revision);
         let mut outcome = Ok(None);
         'pages: while let Some(page) = pages.next().await {
             let events = match page {

@@ -29,6 +29,11 @@ impl CheckpointDir {
         Ok(Self { root: root.to_owned(), log: log.to_owned() })
     }
 
+    /// This log's directory.
+    pub fn path(&self) -> PathBuf {
+        self.dir()
+    }
+
     fn dir(&self) -> PathBuf {
         self.root.join(&self.log)
     }

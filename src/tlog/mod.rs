@@ -35,7 +35,7 @@ use crate::config::Settings;
 use crate::domain::merkle::{Frontier, Hash, NodeId, verify_consistency};
 use crate::domain::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::error::{Error, Result};
-use crate::snapshot::Registry;
+use crate::snapshot::{Registry, SavedFile};
 use crate::store::Store;
 use crate::store::merkle::{DECISIONS_LOG, REGISTRY_LOG};
 
@@ -86,6 +86,9 @@ pub struct Tlog {
     signing: Mutex<()>,
     latest: ArcSwapOption<Signed>,
     wake: Arc<Notify>,
+    /// The registry's saved snapshot, written after each check that passes (the registry log's
+    /// signer in the service only: the command line has no snapshot worth saving).
+    saved: Option<Arc<SavedFile>>,
 }
 
 impl Tlog {
@@ -114,6 +117,7 @@ impl Tlog {
             signing: Mutex::new(()),
             latest: ArcSwapOption::empty(),
             wake: Arc::new(Notify::new()),
+            saved: None,
         })
     }
 
@@ -263,6 +267,11 @@ impl Tlog {
                 return Err(Error::FailedPrecondition(evidence));
             }
         };
+        // The log extends what was signed: the registry's snapshot is saved beside the checkpoint,
+        // on a blocking task of its own (a caller of GetCheckpoint does not wait for it).
+        if let Some(saved) = &self.saved {
+            saved.save_soon(&self.registry);
+        }
         if let Some(last) = last.as_ref().filter(|l| l.checkpoint.size == size) {
             self.latest.store(Some(last.clone()));
             return Ok(last.clone());
@@ -306,11 +315,34 @@ pub fn origin_of(origin: &str, log: &str) -> String {
     if log == REGISTRY_LOG { origin.to_owned() } else { format!("{origin}/{log}") }
 }
 
+/// The registry's saved snapshot file, when `snapshot.saved_file` and checkpoints are on and the
+/// checkpoint key exists (it signs the file; on a first run it does not exist yet, and there is no
+/// file to read either).
+pub fn saved_file(settings: &Settings) -> anyhow::Result<Option<Arc<SavedFile>>> {
+    if !settings.audit.checkpoints || !settings.snapshot.saved_file {
+        return Ok(None);
+    }
+    match keys::key_path(settings) {
+        Ok(path) if path.exists() => {}
+        _ => return Ok(None),
+    }
+    let (signer, key) = keys::load_signer(settings, false)?;
+    let dir = CheckpointDir::open(&keys::checkpoint_dir(settings, &key), REGISTRY_LOG)?;
+    Ok(Some(Arc::new(SavedFile::new(&dir.path(), signer))))
+}
+
 /// Brings both trees up to date with their logs (the backfill of a log older than its tree) and,
 /// unless checkpoints are off, checks each log against its last checkpoint, signs, and starts the
 /// signers. A log that fails the check does not stop the start: the service comes up halted, so
 /// health reports it and every decision says why.
-pub async fn start(settings: &Settings, store: &Store, registry: &Arc<Registry>) -> anyhow::Result<Option<Tlogs>> {
+/// The registry's signer saves the snapshot to `saved` (or to the file [`saved_file`] names once
+/// the key exists) after each check that passes.
+pub async fn start(
+    settings: &Settings,
+    store: &Store,
+    registry: &Arc<Registry>,
+    saved: Option<Arc<SavedFile>>,
+) -> anyhow::Result<Option<Tlogs>> {
     if !settings.audit.checkpoints {
         return Ok(None);
     }
@@ -331,7 +363,13 @@ pub async fn start(settings: &Settings, store: &Store, registry: &Arc<Registry>)
     let open = |log| -> anyhow::Result<Arc<Tlog>> {
         Ok(Arc::new(Tlog::open(settings, log, store.clone(), registry.clone(), true)?))
     };
-    let tlogs = Tlogs { registry: open(REGISTRY_LOG)?, decisions: open(DECISIONS_LOG)? };
+    let mut registry_log = Tlog::open(settings, REGISTRY_LOG, store.clone(), registry.clone(), true)?;
+    // A first run created the key just now: the file can be written from here on.
+    registry_log.saved = match saved {
+        Some(saved) => Some(saved),
+        None => saved_file(settings)?,
+    };
+    let tlogs = Tlogs { registry: Arc::new(registry_log), decisions: open(DECISIONS_LOG)? };
     for tlog in [&tlogs.registry, &tlogs.decisions] {
         if registry.halted().is_none() {
             // A failure here has halted the registry (evidence) or will be retried (database).

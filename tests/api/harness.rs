@@ -151,6 +151,8 @@ pub struct TestApp {
     pub verification: VerificationServiceClient<Authed>,
     pub registry: RegistryServiceClient<Authed>,
     pub channel: Channel,
+    /// The server's in-memory registry, for what the API does not show (how it was loaded).
+    pub state: std::sync::Arc<safeguard::snapshot::Registry>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -169,6 +171,7 @@ impl TestApp {
         let addr = app.local_addr();
         let metrics_addr = app.metrics_addr();
         let console_addr = app.console_addr();
+        let state = app.registry();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -188,6 +191,7 @@ impl TestApp {
             verification: VerificationServiceClient::with_interceptor(channel.clone(), admin.clone()),
             registry: RegistryServiceClient::with_interceptor(channel.clone(), admin),
             channel,
+            state,
             shutdown: Some(tx),
             server: Some(server),
         }

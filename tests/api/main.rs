@@ -25,6 +25,7 @@ mod recorder;
 mod registry;
 mod replicas;
 mod replication;
+mod saved_snapshot;
 mod standby;
 mod tls;
 mod validation;
