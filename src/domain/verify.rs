@@ -278,12 +278,24 @@ pub struct Disclosure {
 
 /// An attestation a decision relies on, as the decision names it. A server-assigned id (a UUID in
 /// canonical form) is kept as its 16 bytes and formatted only when the answer is encoded; any other
-/// id is shared text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// id is shared text. Two refs are equal when they spell the same id.
+#[derive(Debug, Clone)]
 pub enum AttestationRef {
     Uuid(uuid::Uuid),
     Text(Arc<str>),
 }
+
+impl PartialEq for AttestationRef {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Uuid(a), Self::Uuid(b)) => a == b,
+            (Self::Text(a), Self::Text(b)) => a == b,
+            _ => self.to_string() == other.to_string(),
+        }
+    }
+}
+
+impl Eq for AttestationRef {}
 
 impl AttestationRef {
     /// The id as shared text.
