@@ -95,9 +95,7 @@ impl SavedFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
         };
-        let snapshot = decode(&bytes, &self.verifier)?;
-        self.written.store(snapshot.revision, Ordering::Release);
-        Ok(Some(snapshot))
+        decode(&bytes, &self.verifier).map(Some)
     }
 
     /// Writes `snapshot` to the file atomically: a temporary file, synced, renamed over it, and
@@ -379,6 +377,9 @@ pub(crate) async fn load(store: &Store, saved: &Arc<SavedFile>) -> Result<std::r
             "the database's event at revision {revision} has another hash than the file's: the log was replaced"
         )));
     }
+    // Only a file the database vouches for counts as saved: one it refuses is written over at the
+    // next save, even at the same revision.
+    saved.written.store(revision, Ordering::Release);
     let FoldedLog { revision: last, hash: last_hash, broken } =
         store.fold_log_from(&mut snapshot, ChainVerifier::resume(revision, &hash)).await?;
     snapshot.sellers.shrink_to_fit();
