@@ -289,6 +289,9 @@ pub struct DatabaseSettings {
     pub read_urls: Vec<String>,
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
+    /// SQLite only: the page cache each pooled connection keeps in this process, in KiB. The
+    /// operating system caches the file as well, so a large one mostly holds the same pages twice.
+    pub sqlite_cache_kib: u32,
     /// Apply pending migrations at start-up (otherwise run `safeguard migrate`).
     pub migrate_on_start: bool,
 }
@@ -362,6 +365,7 @@ impl Default for DatabaseSettings {
             url: "sqlite://safeguard.db?mode=rwc".to_owned(),
             read_urls: Vec::new(),
             max_connections: 10,
+            sqlite_cache_kib: 256,
             connect_timeout_ms: 5_000,
             migrate_on_start: true,
         }

@@ -78,6 +78,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
         url: settings.database.url.clone(),
         max_connections: settings.database.max_connections,
         connect_timeout: ms(settings.database.connect_timeout_ms),
+        sqlite_cache_kib: settings.database.sqlite_cache_kib,
     };
     let store = Store::connect(&options).await.context("cannot connect to the database")?;
     store.set_merkle(settings.audit.checkpoints);
@@ -93,6 +94,7 @@ pub async fn connect_sources(settings: &Settings) -> anyhow::Result<(Store, Sour
         url: url.to_owned(),
         max_connections: db.max_connections,
         connect_timeout: ms(db.connect_timeout_ms),
+        sqlite_cache_kib: db.sqlite_cache_kib,
     };
     let window = std::time::Duration::from_secs(settings.registry.request_id_window_s);
     let store = if db.read_urls.is_empty() || db.migrate_on_start {

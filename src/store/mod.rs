@@ -52,6 +52,8 @@ pub struct DbOptions {
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout: Duration,
+    /// SQLite only: each connection's page cache, in KiB.
+    pub sqlite_cache_kib: u32,
 }
 
 /// One event of the registry's log, as stored.
@@ -112,6 +114,7 @@ impl Store {
     }
 
     async fn open(options: &DbOptions, lazy: bool) -> Result<Self> {
+        let cache_size = format!("-{}", options.sqlite_cache_kib);
         let mut opts = ConnectOptions::new(options.url.clone());
         opts.max_connections(options.max_connections)
             .connect_lazy(lazy)
@@ -119,11 +122,16 @@ impl Store {
             .acquire_timeout(options.connect_timeout)
             .sqlx_logging(false)
             // WAL lets readers proceed while a write commits; the busy timeout makes a writer from
-            // another process wait for the lock instead of failing at once.
-            .map_sqlx_sqlite_opts(|o| {
+            // another process wait for the lock instead of failing at once. Each connection keeps
+            // a page cache of its own in this process (`database.sqlite_cache_kib`; SQLite's
+            // default is 2 MiB): once the start-up fold and the background check have read the
+            // whole log through a pool of ten, that was ~40 MiB of RSS at 180,000 sellers, on top
+            // of the operating system's cache of the same file.
+            .map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    .pragma("cache_size", cache_size.clone())
             });
         let db = Database::connect(opts).await?;
         Ok(Self {

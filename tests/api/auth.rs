@@ -399,6 +399,7 @@ both!(the_token_subject_is_recorded_as_the_actor_of_writes, |app: TestApp| async
         url: app.db.url.clone(),
         max_connections: 2,
         connect_timeout: std::time::Duration::from_secs(5),
+        sqlite_cache_kib: 2_000,
     })
     .await
     .unwrap();

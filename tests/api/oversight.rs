@@ -176,6 +176,7 @@ async fn recorded(app: &TestApp, expected: usize) -> Vec<safeguard::domain::reco
         url: app.db.url.clone(),
         max_connections: 2,
         connect_timeout: Duration::from_secs(5),
+        sqlite_cache_kib: 2_000,
     })
     .await
     .unwrap();
@@ -253,10 +254,14 @@ async fn decisions_are_recorded_as_the_mode_says() {
 }
 
 async fn recorded_in(url: &str, expected: usize) -> Vec<safeguard::domain::record::DecisionRecord> {
-    let store =
-        Store::connect(&DbOptions { url: url.to_owned(), max_connections: 2, connect_timeout: Duration::from_secs(5) })
-            .await
-            .unwrap();
+    let store = Store::connect(&DbOptions {
+        url: url.to_owned(),
+        max_connections: 2,
+        connect_timeout: Duration::from_secs(5),
+        sqlite_cache_kib: 2_000,
+    })
+    .await
+    .unwrap();
     let got = store.list_decisions(&DecisionFilter::default(), 10_000).await.unwrap();
     assert!(got.len() >= expected);
     got

@@ -12,9 +12,14 @@ use crate::both;
 use crate::harness::*;
 
 async fn store_of(app: &TestApp) -> Store {
-    Store::connect(&DbOptions { url: app.db.url.clone(), max_connections: 2, connect_timeout: Duration::from_secs(5) })
-        .await
-        .unwrap()
+    Store::connect(&DbOptions {
+        url: app.db.url.clone(),
+        max_connections: 2,
+        connect_timeout: Duration::from_secs(5),
+        sqlite_cache_kib: 2_000,
+    })
+    .await
+    .unwrap()
 }
 
 both!(created_seller_reads_back_with_its_attestations, |mut app: TestApp| async move {
