@@ -34,12 +34,6 @@ async fn spawn(backend: Backend) -> Option<TestApp> {
     Some(TestApp::spawn_with(db, settings).await)
 }
 
-/// The same database and key directory, served again.
-async fn restart(app: &mut TestApp) -> TestApp {
-    app.stop_server().await;
-    TestApp::spawn_with(app.db.share(), test_settings(&app.db)).await
-}
-
 /// Decisions of every kind: ALLOW on acme, DENY on a seller nobody registered, and ALLOW_PARTIAL
 /// on acme (a category its contract does not cover). Returns their ids once all are recorded.
 async fn decide(app: &mut TestApp, rounds: usize) -> Vec<String> {
@@ -173,7 +167,7 @@ async fn a_truncated_decision_log_halts_decisions_at_start_up(backend: Backend) 
         .await;
     app.db.execute("UPDATE decision_log_head SET size = 2 WHERE id = 1").await;
 
-    let mut again = restart(&mut app).await;
+    let mut again = app.restart().await;
     let d = again.verify_at(verify("acme", P::OrderFulfillment, &[C::RecipientName]), 0).await;
     assert_eq!(d.decision(), pb::Decision::Deny);
     assert_eq!(codes(&d.reasons), vec![pb::ReasonCode::RegistryStale]);
@@ -209,7 +203,7 @@ async fn the_decision_log_grows_across_a_restart_and_stays_consistent(backend: B
     // next start, after those already in the log.
     app.db.execute(&old_record("from-before")).await;
 
-    let mut again = restart(&mut app).await;
+    let mut again = app.restart().await;
     let later = decide(&mut again, 1).await;
     let after = decisions_checkpoint(&again).await;
     assert_eq!(after.tree_size, 7);

@@ -99,6 +99,17 @@ impl TestDb {
         Self { url: self.url.clone(), backend: self.backend, key_dir: self.key_dir.clone(), _dir: None, pg: None }
     }
 
+    /// Cuts the registry's log back to `revision` and moves its head there: a database restored
+    /// from an older backup, or truncated by hand, whose chain is still consistent.
+    pub async fn truncate_registry_log(&self, revision: i64) {
+        self.execute(&format!("DELETE FROM registry_events WHERE revision > {revision}")).await;
+        self.execute(&format!(
+            "UPDATE registry_head SET revision = {revision}, \
+             hash = (SELECT hash FROM registry_events WHERE revision = {revision}) WHERE id = 1"
+        ))
+        .await;
+    }
+
     /// Runs raw SQL against the test's database (for tampering and inspection).
     pub async fn execute(&self, sql: &str) {
         use sea_orm::ConnectionTrait;
@@ -217,6 +228,13 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
         }
+    }
+
+    /// Stops the server and serves the same database and key directory again, with the default
+    /// test settings: a restart.
+    pub async fn restart(&mut self) -> TestApp {
+        self.stop_server().await;
+        TestApp::spawn_with(self.db.share(), test_settings(&self.db)).await
     }
 
     /// Stops the server (finishing in-flight requests) and drops the database.

@@ -86,11 +86,6 @@ async fn history(app: &mut TestApp) -> i64 {
     revoke(app, &att.attestation_id).await
 }
 
-async fn restart(app: &mut TestApp) -> TestApp {
-    app.stop_server().await;
-    TestApp::spawn_with(app.db.share(), test_settings(&app.db)).await
-}
-
 async fn halts(app: &mut TestApp) {
     eventually("decisions halt", || {
         let mut client = app.verification.clone();
@@ -119,7 +114,7 @@ async fn a_restart_starts_from_the_saved_snapshot_and_answers_as_before(backend:
     assert_eq!(before[1].0, pb::Decision::Deny, "{before:?}");
     assert_eq!(before[2].0, pb::Decision::Allow, "{before:?}");
 
-    let mut again = restart(&mut app).await;
+    let mut again = app.restart().await;
     assert_eq!(again.state.start_up(), Some(&StartUp::FromFile { revision, tail: head - revision }));
     assert_eq!(again.state.revision(), head);
     assert_eq!(answers(&mut again, head).await, before);
@@ -129,7 +124,7 @@ async fn a_restart_starts_from_the_saved_snapshot_and_answers_as_before(backend:
 
     // The next save is from this start, and a restart from it answers the same again.
     save(&again, head).await;
-    let mut third = restart(&mut again).await;
+    let mut third = again.restart().await;
     assert_eq!(third.state.start_up(), Some(&StartUp::FromFile { revision: head, tail: 0 }));
     assert_eq!(answers(&mut third, head).await, before);
     third.stop_server().await;
@@ -192,13 +187,7 @@ async fn a_file_beyond_the_databases_log_is_not_trusted(backend: Backend) {
     save(&app, revision).await;
     app.stop_server().await;
     // The database is restored from before the last events: its log is shorter than the file.
-    app.db.execute("DELETE FROM registry_events WHERE revision > 2").await;
-    app.db
-        .execute(
-            "UPDATE registry_head SET revision = 2, hash = (SELECT hash FROM registry_events WHERE revision = 2) \
-             WHERE id = 1",
-        )
-        .await;
+    app.db.truncate_registry_log(2).await;
     let mut again = TestApp::spawn_with(app.db.share(), test_settings(&app.db)).await;
     match again.state.start_up() {
         Some(StartUp::WholeLog { file_ignored: Some(why) }) => assert!(why.contains("ends at 2"), "{why}"),

@@ -50,12 +50,6 @@ async fn verification_health(app: &TestApp) -> ServingStatus {
     client.check(req).await.unwrap().into_inner().status()
 }
 
-/// The same database and key directory, served again.
-async fn restart(app: &mut TestApp) -> TestApp {
-    app.stop_server().await;
-    TestApp::spawn_with(app.db.share(), test_settings(&app.db)).await
-}
-
 both!(a_truncated_log_halts_decisions_at_start_up, |mut app: TestApp| async move {
     four_events(&mut app).await;
     assert_eq!(checkpoint(&app).await.tree_size, 4);
@@ -63,17 +57,11 @@ both!(a_truncated_log_halts_decisions_at_start_up, |mut app: TestApp| async move
     app.stop_server().await;
     // Delete the last events, and the tree nodes over them, and move the head back: the chain and
     // the tree in the database are now a consistent, shorter history.
-    app.db.execute("DELETE FROM registry_events WHERE revision > 2").await;
-    app.db
-        .execute(
-            "UPDATE registry_head SET revision = 2, hash = (SELECT hash FROM registry_events WHERE revision = 2) \
-             WHERE id = 1",
-        )
-        .await;
+    app.db.truncate_registry_log(2).await;
     // Node keys are `log << 56 | level << 50 | index` (docs/verifiable-log.md): keep leaves 0 and 1.
     let leaf = 1i64 << 56;
     app.db.execute(&format!("DELETE FROM merkle_nodes WHERE id NOT IN ({leaf}, {})", leaf + 1)).await;
-    let mut again = restart(&mut app).await;
+    let mut again = app.restart().await;
     let chain = auditor(&again).verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
     assert!(chain.ok, "the chain alone cannot tell: {chain:?}");
 
@@ -194,7 +182,7 @@ both!(a_checkpoint_signed_with_another_key_is_refused, |mut app: TestApp| async 
     // A kept checkpoint replaced by one under another key halts the service at its next start.
     let latest = app.db.key_dir.join("checkpoints/registry/latest.checkpoint");
     std::fs::write(&latest, &forged).unwrap();
-    let mut again = restart(&mut app).await;
+    let mut again = app.restart().await;
     let d = acme_decision(&mut again).await;
     assert_eq!(codes(&d.reasons), vec![pb::ReasonCode::RegistryStale]);
     again.stop().await;
@@ -204,7 +192,7 @@ both!(a_checkpoint_signed_with_another_key_is_refused, |mut app: TestApp| async 
 both!(the_log_grows_across_a_restart_and_stays_consistent, |mut app: TestApp| async move {
     four_events(&mut app).await;
     let before = checkpoint(&app).await;
-    let mut again = restart(&mut app).await;
+    let mut again = app.restart().await;
     again.create_seller(seller("delta")).await;
     again.attest(attestation("bolt", 2)).await;
     let after = checkpoint(&again).await;
