@@ -3,9 +3,10 @@
 //! queue while the writer is writing means the service answers faster than its records are
 //! written: the decision waits for room (`decisions.full_queue_wait_ms`, and never past the
 //! client's deadline), so a saturated service slows to its recording pace instead of losing
-//! records. Only when the writer is failing (the database is away), or the wait runs out, is the
-//! decision answered unrecorded; the loss is counted (metric) and itself recorded as a marker
-//! record, so a gap in the record is never silent. A pruner deletes records past the retention.
+//! records. Only when the writer is failing (the database is away), the wait runs out, or the
+//! client goes away while its decision waits, is the decision left unrecorded; the loss is
+//! counted (metric) and itself recorded as a marker record, so a gap in the record is never
+//! silent. A pruner deletes records past the retention.
 //!
 //! The writer never stops for good. When a batch fails, the rule is:
 //! - the database is unreachable, or failed for reasons of its own (busy, a serialization
@@ -114,7 +115,12 @@ impl DecisionLog {
             return self.lose();
         }
         metrics::counter!("safeguard_decision_records_waited_total").increment(1);
-        if tx.send_timeout(record, wait).await.is_err() {
+        // A client that goes away while its decision waits drops this future, and the record with
+        // it: the guard counts that loss too, so it is marked in the record like any other.
+        let mut waiting = LoseOnDrop(Some(self));
+        let sent = tx.send_timeout(record, wait).await;
+        waiting.0 = None;
+        if sent.is_err() {
             self.lose();
         }
     }
@@ -133,6 +139,17 @@ impl DecisionLog {
             queued: waiting + self.state.in_flight.load(Ordering::Relaxed),
             oldest_unwritten_age: Duration::from_micros(u64::try_from(age).unwrap_or(0)),
             failing: self.state.failing.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counts a record as lost unless disarmed: a waiting record whose request was cancelled.
+struct LoseOnDrop<'a>(Option<&'a DecisionLog>);
+
+impl Drop for LoseOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(log) = self.0 {
+            log.lose();
         }
     }
 }

@@ -207,3 +207,107 @@ async fn pruning_removes_old_records_and_quarantined_records_in_bounded_batches(
     app.stop().await;
 }
 on_both!(pruning_removes_old_records_and_quarantined_records_in_bounded_batches);
+
+/// The records of a decision log, and the decisions its lost-records markers stand for.
+async fn recorded_and_lost(db: &TestDb) -> (i64, i64) {
+    let kept = count(db, "SELECT COUNT(*) FROM decisions WHERE lost_records = 0").await;
+    let lost = count(db, "SELECT CAST(COALESCE(SUM(lost_records), 0) AS BIGINT) FROM decisions").await;
+    (kept, lost)
+}
+
+/// Holds the decision log's head row (PostgreSQL: its row lock; SQLite: the write lock), so the
+/// writer blocks on its next batch without failing, until the returned transaction ends.
+async fn block_the_writer(db: &TestDb) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    let txn = conn.begin().await.unwrap();
+    txn.execute_unprepared("UPDATE decision_log_head SET size = size WHERE id = 1").await.unwrap();
+    txn
+}
+
+async fn a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap(backend: Backend) {
+    let Some(mut app) = spawn(backend, |s| {
+        s.decisions.queue_capacity = 1;
+        s.decisions.batch_size = 1;
+        s.decisions.full_queue_wait_ms = 60_000;
+    })
+    .await
+    else {
+        return;
+    };
+    app.create_seller(seller("acme")).await;
+    decide(&app, None).await;
+    let db = app.db.share();
+    eventually("the first decision is recorded", || {
+        let db = db.share();
+        async move { recorded_and_lost(&db).await == (1, 0) }
+    })
+    .await;
+
+    let blocker = block_the_writer(&db).await;
+    // The first is taken by the blocked writer, the second fills the queue of one.
+    decide(&app, None).await;
+    decide(&app, None).await;
+    // The third waits for room; its client gives up and goes away.
+    let mut client = app.verification.clone();
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        client.verify_seller(verify("acme", P::OrderFulfillment, &[C::RecipientName])),
+    )
+    .await;
+    assert!(gave_up.is_err(), "{backend:?}: the third decision waits for room in the full queue");
+    // Let the server see the stream reset and drop the waiting decision before the writer resumes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    blocker.rollback().await.unwrap();
+
+    // Writing resumes: the dropped record is not silently missing but marked as one lost decision.
+    decide(&app, None).await;
+    eventually("the decisions are recorded and the dropped one is marked lost", || {
+        let db = db.share();
+        async move { recorded_and_lost(&db).await == (4, 1) }
+    })
+    .await;
+    app.stop().await;
+}
+on_both!(a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap);
+
+async fn a_failing_writer_never_makes_decisions_wait_and_the_overflow_is_marked(backend: Backend) {
+    let Some(mut app) = spawn(backend, |s| {
+        s.decisions.queue_capacity = 1;
+        s.decisions.batch_size = 1;
+        s.decisions.full_queue_wait_ms = 60_000;
+    })
+    .await
+    else {
+        return;
+    };
+    app.create_seller(seller("acme")).await;
+    let db = app.db.share();
+    db.execute("ALTER TABLE decisions RENAME TO decisions_away").await;
+    decide(&app, None).await;
+    let probe = &app;
+    eventually("the writer is failing", || async move { health(probe, RECORDER).await == ServingStatus::NotServing })
+        .await;
+    // A full queue in front of a failing writer: waiting for room would wait the whole minute, so
+    // every one of these must be answered at once, its record counted as lost.
+    for i in 0..20 {
+        let mut client = app.verification.clone();
+        let answered = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            client.verify_seller(verify("acme", P::OrderFulfillment, &[C::RecipientName])),
+        )
+        .await;
+        assert!(answered.is_ok_and(|r| r.is_ok()), "{backend:?}: decision {i} was answered without waiting");
+    }
+    db.execute("ALTER TABLE decisions_away RENAME TO decisions").await;
+    eventually("every decision is recorded or counted in a marker", || {
+        let db = db.share();
+        async move {
+            let (kept, lost) = recorded_and_lost(&db).await;
+            kept + lost == 21 && lost >= 19
+        }
+    })
+    .await;
+    app.stop().await;
+}
+on_both!(a_failing_writer_never_makes_decisions_wait_and_the_overflow_is_marked);
