@@ -225,17 +225,21 @@ async fn block_the_writer(db: &TestDb) -> sea_orm::DatabaseTransaction {
     txn
 }
 
-async fn a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap(backend: Backend) {
-    let Some(mut app) = spawn(backend, |s| {
+/// A server with a record queue of one, whose decisions would wait a minute for room, and the
+/// seller `acme`.
+async fn queue_of_one(backend: Backend) -> Option<TestApp> {
+    let mut app = spawn(backend, |s| {
         s.decisions.queue_capacity = 1;
         s.decisions.batch_size = 1;
         s.decisions.full_queue_wait_ms = 60_000;
     })
-    .await
-    else {
-        return;
-    };
+    .await?;
     app.create_seller(seller("acme")).await;
+    Some(app)
+}
+
+async fn a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap(backend: Backend) {
+    let Some(mut app) = queue_of_one(backend).await else { return };
     decide(&app, None).await;
     let db = app.db.share();
     eventually("the first decision is recorded", || {
@@ -272,16 +276,7 @@ async fn a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap(bac
 on_both!(a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap);
 
 async fn a_failing_writer_never_makes_decisions_wait_and_the_overflow_is_marked(backend: Backend) {
-    let Some(mut app) = spawn(backend, |s| {
-        s.decisions.queue_capacity = 1;
-        s.decisions.batch_size = 1;
-        s.decisions.full_queue_wait_ms = 60_000;
-    })
-    .await
-    else {
-        return;
-    };
-    app.create_seller(seller("acme")).await;
+    let Some(mut app) = queue_of_one(backend).await else { return };
     let db = app.db.share();
     db.execute("ALTER TABLE decisions RENAME TO decisions_away").await;
     decide(&app, None).await;
