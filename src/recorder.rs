@@ -207,14 +207,18 @@ impl Writer {
             self.state.oldest_unwritten.store(oldest, Ordering::Relaxed);
             self.state.in_flight.store(buf.len(), Ordering::Relaxed);
             let mut delay = Duration::from_millis(100);
+            // A batch's first attempt offers records the database has never seen; a retry may
+            // find some written already (a commit whose answer was lost), and looks them up.
+            let mut fresh = true;
             loop {
-                match self.write(&buf).await {
+                match self.write(&buf, fresh).await {
                     Ok(quarantined) => {
                         metrics::counter!("safeguard_decision_records_written_total")
                             .increment((buf.len() as u64).saturating_sub(quarantined));
                         break;
                     }
                     Err(e) => {
+                        fresh = false;
                         self.state.failing.store(true, Ordering::Relaxed);
                         metrics::counter!("safeguard_decision_record_write_failures_total").increment(1);
                         tracing::warn!(error = %describe(&e), records = buf.len(), "cannot write decision records; retrying");
@@ -232,8 +236,8 @@ impl Writer {
 
     /// Writes `records`, quarantining those the database refuses; returns how many were
     /// quarantined. An error means the batch is to be retried whole (the module's rule).
-    async fn write(&self, records: &[DecisionRecord]) -> Result<u64, Error> {
-        let err = match self.store.insert_decisions(records).await {
+    async fn write(&self, records: &[DecisionRecord], fresh: bool) -> Result<u64, Error> {
+        let err = match self.store.insert_decisions(records, fresh).await {
             Ok(()) => return Ok(0),
             Err(e) if !refused_by_database(&e) => return Err(e),
             Err(e) => e,
@@ -248,8 +252,8 @@ impl Writer {
             return Ok(1);
         }
         let (left, right) = records.split_at(records.len() / 2);
-        let left = Box::pin(self.write(left)).await?;
-        Ok(left + Box::pin(self.write(right)).await?)
+        let left = Box::pin(self.write(left, false)).await?;
+        Ok(left + Box::pin(self.write(right, false)).await?)
     }
 }
 

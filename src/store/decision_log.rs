@@ -13,8 +13,8 @@ use std::collections::HashSet;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait, Value,
 };
 
 use super::Store;
@@ -51,7 +51,7 @@ fn index_of(size: i64) -> Result<u64> {
 }
 
 /// Takes the head row's lock and reads the log's size.
-async fn lock_head(txn: &DatabaseTransaction) -> Result<u64> {
+async fn lock_head(txn: &impl ConnectionTrait) -> Result<u64> {
     head::Entity::update_many()
         .col_expr(head::Column::Size, Expr::col(head::Column::Size))
         .filter(head::Column::Id.eq(1))
@@ -64,7 +64,7 @@ async fn lock_head(txn: &DatabaseTransaction) -> Result<u64> {
     index_of(head.size)
 }
 
-async fn set_head(txn: &DatabaseTransaction, size: u64) -> Result<()> {
+async fn set_head(txn: &impl ConnectionTrait, size: u64) -> Result<()> {
     let size = i64::try_from(size).map_err(|_| Error::Internal("the decision log outgrew a BIGINT".into()))?;
     head::Entity::update_many()
         .col_expr(head::Column::Size, Expr::value(size))
@@ -82,7 +82,7 @@ fn leaf_of(row: &RecordRow) -> Result<Hash> {
 }
 
 /// Which of `rows` are stored already: one query, the ids bound as one JSON array.
-async fn stored_ids(txn: &DatabaseTransaction, rows: &[RecordRow]) -> Result<HashSet<String>> {
+async fn stored_ids(txn: &impl ConnectionTrait, rows: &[RecordRow]) -> Result<HashSet<String>> {
     let backend = txn.get_database_backend();
     let ids: Vec<&str> = rows.iter().map(|r| r.decision_id.as_str()).collect();
     let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(format!("decision ids: {e}")))?;
@@ -99,11 +99,17 @@ async fn stored_ids(txn: &DatabaseTransaction, rows: &[RecordRow]) -> Result<Has
 /// Appends `rows` to the decision log inside `txn`: drops those already stored (a retried batch
 /// whose commit was answered too late), gives the rest the next leaf indexes in order, adds their
 /// leaves to the tree and moves the head. The caller inserts the rows in the same transaction.
-pub(super) async fn place(txn: &DatabaseTransaction, rows: &mut Vec<RecordRow>) -> Result<()> {
+///
+/// `fresh` rows were never offered to the database before, so the look-up of stored ids is
+/// skipped; the caller then checks that the database stored every one of them, and rolls back if
+/// not ([`Stored::check`]), so a row already there never gets a second leaf.
+pub(super) async fn place(txn: &impl ConnectionTrait, rows: &mut Vec<RecordRow>, fresh: bool) -> Result<()> {
     let first = lock_head(txn).await?;
-    let stored = stored_ids(txn, rows).await?;
-    let mut seen = HashSet::new();
-    rows.retain(|r| !stored.contains(&r.decision_id) && seen.insert(r.decision_id.clone()));
+    if !fresh {
+        let stored = stored_ids(txn, rows).await?;
+        let mut seen = HashSet::new();
+        rows.retain(|r| !stored.contains(&r.decision_id) && seen.insert(r.decision_id.clone()));
+    }
     if rows.is_empty() {
         return Ok(());
     }
@@ -114,6 +120,28 @@ pub(super) async fn place(txn: &DatabaseTransaction, rows: &mut Vec<RecordRow>) 
     }
     append_exact(txn, DECISIONS_LOG, first, &leaves).await?;
     set_head(txn, first + leaves.len() as u64).await
+}
+
+/// Rows a batch insert stored, against the rows it was given.
+pub(super) struct Stored {
+    pub given: usize,
+    pub inserted: u64,
+}
+
+impl Stored {
+    /// A batch of fresh rows must have stored every row: one skipped as a duplicate would leave a
+    /// leaf without its row. The error makes the caller roll back, and the writer retry the batch
+    /// with the look-up of stored ids.
+    pub(super) fn check(&self) -> Result<()> {
+        if self.inserted == self.given as u64 {
+            return Ok(());
+        }
+        Err(Error::Internal(format!(
+            "{} of {} decision records were stored already; the batch is retried with a look-up of stored ids",
+            self.given as u64 - self.inserted.min(self.given as u64),
+            self.given
+        )))
+    }
 }
 
 impl Store {

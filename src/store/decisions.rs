@@ -2,14 +2,18 @@
 //! pruned after the retention period. A record the database refuses is quarantined
 //! (`decision_quarantine`) so it never blocks the others.
 
+use sea_orm::sqlx::Arguments;
 use sea_orm::sqlx::postgres::PgDatabaseError;
+use sea_orm::sqlx::sqlite::SqliteArguments;
 use sea_orm::{
     ActiveValue::Set as Val, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, RuntimeErr, Statement, TransactionTrait, Value,
 };
 
 use super::Store;
+use super::decision_log::Stored;
 use super::entities::{decision, decision_quarantine};
+use super::sqlite_txn::SqliteTxn;
 use crate::domain::record::{DecisionRecord, RecordRow, RecordedReasons};
 use crate::domain::{Decision, SellerId, Timestamp, Vocab};
 use crate::error::{Error, Result};
@@ -25,7 +29,7 @@ pub struct DecisionFilter {
     pub after: Option<(i64, String)>,
 }
 
-/// The columns of `decisions`, in the order [`push_row`] binds them, each with its PostgreSQL type
+/// The columns of `decisions`, in the order [`bind_row`] binds them, each with its PostgreSQL type
 /// for `json_to_recordset`.
 const COLUMNS: [(&str, &str); 15] = [
     ("decision_id", "text"),
@@ -79,23 +83,24 @@ fn insert_sql(backend: DbBackend, rows: usize) -> &'static str {
     })
 }
 
-/// Binds one record's columns, in [`COLUMNS`] order, moving its strings into the values.
-fn push_row(r: RecordRow, out: &mut Vec<Value>) {
-    out.push(Value::from(r.decision_id));
-    out.push(Value::from(r.time));
-    out.push(Value::from(r.caller));
-    out.push(Value::from(r.seller_id));
-    out.push(Value::from(r.purpose));
-    out.push(Value::from(r.basis));
-    out.push(Value::from(r.basis_evidence_ref));
-    out.push(Value::from(r.categories));
-    out.push(Value::from(r.decision));
-    out.push(Value::from(r.allowed));
-    out.push(Value::from(r.reasons));
-    out.push(Value::from(r.revision));
-    out.push(Value::from(r.policy_version));
-    out.push(Value::from(r.lost_records));
-    out.push(Value::from(r.leaf_index));
+/// Binds one record's columns, in [`COLUMNS`] order, moving its strings into the arguments.
+fn bind_row(r: RecordRow, args: &mut SqliteArguments) -> Result<()> {
+    let bind = |e: sea_orm::sqlx::error::BoxDynError| Error::Internal(format!("decision record: {e}"));
+    args.add(r.decision_id).map_err(bind)?;
+    args.add(r.time).map_err(bind)?;
+    args.add(r.caller).map_err(bind)?;
+    args.add(r.seller_id).map_err(bind)?;
+    args.add(r.purpose).map_err(bind)?;
+    args.add(r.basis).map_err(bind)?;
+    args.add(r.basis_evidence_ref).map_err(bind)?;
+    args.add(r.categories).map_err(bind)?;
+    args.add(r.decision).map_err(bind)?;
+    args.add(r.allowed).map_err(bind)?;
+    args.add(r.reasons).map_err(bind)?;
+    args.add(r.revision).map_err(bind)?;
+    args.add(r.policy_version).map_err(bind)?;
+    args.add(r.lost_records).map_err(bind)?;
+    args.add(r.leaf_index).map_err(bind)
 }
 
 /// The record as JSON with the `decisions` table's column names, so it can be inspected and put
@@ -193,31 +198,57 @@ impl Store {
     /// that failed midway can simply be written again. With the Merkle tree on, the new records
     /// get the next leaf indexes of the decision log and their leaves go into the tree in the same
     /// transaction ([`super::decision_log`]).
-    pub async fn insert_decisions(&self, records: &[DecisionRecord]) -> Result<()> {
+    ///
+    /// `fresh`: these records were never offered to the database before (a batch's first
+    /// attempt), so the look-up of stored ids is skipped; should a record be there all the same,
+    /// nothing is written and the error says so, and the batch is to be retried as not fresh.
+    pub async fn insert_decisions(&self, records: &[DecisionRecord], fresh: bool) -> Result<()> {
         let backend = self.db.get_database_backend();
-        let txn = self.db.begin().await?;
         let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::of).collect();
-        if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
-            super::decision_log::place(&txn, &mut rows).await?;
+        if backend != DbBackend::Postgres {
+            return self.insert_decisions_sqlite(rows, fresh).await;
         }
-        if backend == DbBackend::Postgres {
-            if !rows.is_empty() {
-                let batch =
-                    serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("decision batch: {e}")))?;
-                let sql = insert_sql(backend, rows.len());
-                txn.execute_raw(Statement::from_sql_and_values(backend, sql, [Value::from(batch)])).await?;
+        let txn = self.db.begin().await?;
+        if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
+            super::decision_log::place(&txn, &mut rows, fresh).await?;
+        }
+        let mut stored = Stored { given: rows.len(), inserted: 0 };
+        if !rows.is_empty() {
+            let batch = serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("decision batch: {e}")))?;
+            let sql = insert_sql(backend, rows.len());
+            let done = txn.execute_raw(Statement::from_sql_and_values(backend, sql, [Value::from(batch)])).await?;
+            stored.inserted = done.rows_affected();
+        }
+        if fresh {
+            stored.check()?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// [`Store::insert_decisions`] on SQLite: in a transaction of sqlx's own ([`SqliteTxn`]), so
+    /// the rows' values are bound without another copy.
+    async fn insert_decisions_sqlite(&self, mut rows: Vec<RecordRow>, fresh: bool) -> Result<()> {
+        let txn = SqliteTxn::begin(&self.db).await?;
+        if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
+            super::decision_log::place(&txn, &mut rows, fresh).await?;
+        }
+        let mut stored = Stored { given: rows.len(), inserted: 0 };
+        let mut left = rows.len();
+        let mut rows = rows.into_iter();
+        while left > 0 {
+            // The largest power of two that fits what is left, up to SQLITE_ROWS.
+            let n = (1usize << left.ilog2()).min(SQLITE_ROWS);
+            let mut args = SqliteArguments::default();
+            args.reserve(n * COLUMNS.len(), 0);
+            for row in rows.by_ref().take(n) {
+                bind_row(row, &mut args)?;
             }
-        } else {
-            let mut left = rows.len();
-            let mut rows = rows.into_iter();
-            while left > 0 {
-                // The largest power of two that fits what is left, up to SQLITE_ROWS.
-                let n = (1usize << left.ilog2()).min(SQLITE_ROWS);
-                let mut values = Vec::with_capacity(n * COLUMNS.len());
-                rows.by_ref().take(n).for_each(|r| push_row(r, &mut values));
-                txn.execute_raw(Statement::from_sql_and_values(backend, insert_sql(backend, n), values)).await?;
-                left -= n;
-            }
+            stored.inserted += txn.execute_bound(insert_sql(DbBackend::Sqlite, n), args).await?;
+            left -= n;
+        }
+        if fresh {
+            stored.check()?;
         }
         txn.commit().await?;
         Ok(())

@@ -12,6 +12,7 @@ mod log;
 pub mod merkle;
 mod oversight;
 mod rows;
+mod sqlite_txn;
 mod writes;
 
 use std::sync::Arc;

@@ -14,7 +14,6 @@ use safeguard::pb::v1 as pb;
 use safeguard::pb::v1::DataCategory as C;
 use safeguard::pb::v1::Purpose as P;
 use safeguard::pb::v1::verification_service_client::VerificationServiceClient;
-use safeguard::store::{DbOptions, Store};
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -395,14 +394,7 @@ both!(the_token_subject_is_recorded_as_the_actor_of_writes, |app: TestApp| async
     assert_eq!(submitted.attestation.unwrap().submitted_by, "alice");
     let got = registry.get_seller(pb::GetSellerRequest { seller_id: "acme".into() }).await.unwrap().into_inner();
     assert_eq!(got.attestations[0].submitted_by, "alice");
-    let store = Store::connect(&DbOptions {
-        url: app.db.url.clone(),
-        max_connections: 2,
-        connect_timeout: std::time::Duration::from_secs(5),
-        sqlite_cache_kib: 2_000,
-    })
-    .await
-    .unwrap();
+    let store = app.db.store().await;
     let actors: Vec<_> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.actor).collect();
     assert_eq!(actors, vec!["alice", "alice"]);
     app

@@ -231,3 +231,31 @@ async fn the_decision_log_grows_across_a_restart_and_stays_consistent(backend: B
     app.stop().await;
 }
 on_both!(the_decision_log_grows_across_a_restart_and_stays_consistent);
+
+/// A batch's first attempt skips the look-up of stored ids. Should a record be there all the same
+/// (here: one written already, offered again as new), the whole batch is refused and nothing is
+/// written, so no record ever gets a second leaf; offered as a retry, it is skipped.
+async fn a_record_offered_again_as_new_never_gets_a_second_leaf(backend: Backend) {
+    let Some(mut app) = spawn(backend).await else { return };
+    app.create_seller(seller("acme")).await;
+    app.attest(attestation("acme", 1)).await;
+    let ids = decide(&mut app, 1).await;
+    let store = app.db.store().await;
+    let written = store.get_decision(&ids[0]).await.unwrap().unwrap();
+    let mut new = written.clone();
+    new.decision_id = uuid::Uuid::now_v7().to_string();
+    let size = store.decision_log_size().await.unwrap();
+
+    let refused = store.insert_decisions(&[new.clone(), written.clone()], true).await;
+    assert!(refused.is_err(), "{backend:?}: a stored record offered as new is refused");
+    assert_eq!(store.decision_log_size().await.unwrap(), size, "{backend:?}: nothing was placed");
+    assert!(store.get_decision(&new.decision_id).await.unwrap().is_none(), "{backend:?}: nothing was written");
+
+    store.insert_decisions(&[new.clone(), written.clone()], false).await.unwrap();
+    assert_eq!(store.decision_log_size().await.unwrap(), size + 1, "{backend:?}: only the new record is placed");
+    assert_eq!(store.get_decision(&new.decision_id).await.unwrap(), Some(new.clone()));
+    let leaves = count(&app.db, "SELECT COUNT(*) FROM decisions WHERE leaf_index IS NOT NULL").await;
+    assert_eq!(u64::try_from(leaves).unwrap(), size + 1, "{backend:?}: one leaf per record");
+    app.stop().await;
+}
+on_both!(a_record_offered_again_as_new_never_gets_a_second_leaf);

@@ -110,6 +110,23 @@ impl TestDb {
         .await;
     }
 
+    /// safeguard's own store on the test's database, beside the server's (two connections).
+    pub async fn store(&self) -> safeguard::store::Store {
+        Self::store_at(&self.url).await
+    }
+
+    /// safeguard's own store on the database at `url`.
+    pub async fn store_at(url: &str) -> safeguard::store::Store {
+        safeguard::store::Store::connect(&safeguard::store::DbOptions {
+            url: url.to_owned(),
+            max_connections: 2,
+            connect_timeout: std::time::Duration::from_secs(5),
+            sqlite_cache_kib: 2_000,
+        })
+        .await
+        .unwrap()
+    }
+
     /// Runs raw SQL against the test's database (for tampering and inspection).
     pub async fn execute(&self, sql: &str) {
         use sea_orm::ConnectionTrait;

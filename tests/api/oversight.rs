@@ -6,7 +6,7 @@ use safeguard::domain::record::RecordMode;
 use safeguard::pb::v1 as pb;
 use safeguard::pb::v1::DataCategory as C;
 use safeguard::pb::v1::Purpose as P;
-use safeguard::store::{DbOptions, DecisionFilter, Store};
+use safeguard::store::DecisionFilter;
 
 use crate::both;
 use crate::harness::*;
@@ -172,14 +172,7 @@ both!(entrustee_without_recent_supervision_gets_audit_overdue_advice, |mut app: 
 });
 
 async fn recorded(app: &TestApp, expected: usize) -> Vec<safeguard::domain::record::DecisionRecord> {
-    let store = Store::connect(&DbOptions {
-        url: app.db.url.clone(),
-        max_connections: 2,
-        connect_timeout: Duration::from_secs(5),
-        sqlite_cache_kib: 2_000,
-    })
-    .await
-    .unwrap();
+    let store = app.db.store().await;
     let mut got = Vec::new();
     for _ in 0..100 {
         got = store.list_decisions(&DecisionFilter::default(), 10_000).await.unwrap();
@@ -254,14 +247,7 @@ async fn decisions_are_recorded_as_the_mode_says() {
 }
 
 async fn recorded_in(url: &str, expected: usize) -> Vec<safeguard::domain::record::DecisionRecord> {
-    let store = Store::connect(&DbOptions {
-        url: url.to_owned(),
-        max_connections: 2,
-        connect_timeout: Duration::from_secs(5),
-        sqlite_cache_kib: 2_000,
-    })
-    .await
-    .unwrap();
+    let store = TestDb::store_at(url).await;
     let got = store.list_decisions(&DecisionFilter::default(), 10_000).await.unwrap();
     assert!(got.len() >= expected);
     got

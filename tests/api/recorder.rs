@@ -239,7 +239,7 @@ async fn queue_of_one(backend: Backend) -> Option<TestApp> {
 }
 
 async fn a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap(backend: Backend) {
-    let Some(mut app) = queue_of_one(backend).await else { return };
+    let Some(app) = queue_of_one(backend).await else { return };
     decide(&app, None).await;
     let db = app.db.share();
     eventually("the first decision is recorded", || {
@@ -276,7 +276,7 @@ async fn a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap(bac
 on_both!(a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap);
 
 async fn a_failing_writer_never_makes_decisions_wait_and_the_overflow_is_marked(backend: Backend) {
-    let Some(mut app) = queue_of_one(backend).await else { return };
+    let Some(app) = queue_of_one(backend).await else { return };
     let db = app.db.share();
     db.execute("ALTER TABLE decisions RENAME TO decisions_away").await;
     decide(&app, None).await;

@@ -1,25 +1,16 @@
 //! RegistryService through the public API: writes, reads, idempotency, validation, the event log.
 
-use std::time::Duration;
-
 use safeguard::domain::chain::{EventFields, GENESIS_HASH, event_hash};
 use safeguard::pb::v1 as pb;
 use safeguard::pb::v1::DataCategory as C;
 use safeguard::pb::v1::Purpose as P;
-use safeguard::store::{DbOptions, Store};
+use safeguard::store::Store;
 
 use crate::both;
 use crate::harness::*;
 
 async fn store_of(app: &TestApp) -> Store {
-    Store::connect(&DbOptions {
-        url: app.db.url.clone(),
-        max_connections: 2,
-        connect_timeout: Duration::from_secs(5),
-        sqlite_cache_kib: 2_000,
-    })
-    .await
-    .unwrap()
+    app.db.store().await
 }
 
 both!(created_seller_reads_back_with_its_attestations, |mut app: TestApp| async move {

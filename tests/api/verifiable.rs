@@ -25,11 +25,12 @@ fn auditor(app: &TestApp) -> Audit {
 }
 
 /// Three sellers and an attestation: revisions 1 to 4.
-async fn four_events(app: &mut TestApp) {
+/// Four registry events; returns the revision of the last.
+async fn four_events(app: &mut TestApp) -> i64 {
     app.create_seller(seller("acme")).await;
     app.create_seller(seller("bolt")).await;
     app.attest(attestation("acme", 1)).await;
-    app.create_seller(seller("cargo")).await;
+    app.create_seller(seller("cargo")).await
 }
 
 async fn checkpoint(app: &TestApp) -> pb::SignedCheckpoint {
@@ -44,6 +45,11 @@ async fn acme_decision(app: &mut TestApp) -> pb::VerifySellerResponse {
     app.verify_at(verify("acme", P::OrderFulfillment, &[C::RecipientName]), 0).await
 }
 
+/// [`acme_decision`] on a registry at least at `revision`.
+async fn acme_decision_at(app: &mut TestApp, revision: i64) -> pb::VerifySellerResponse {
+    app.verify_at(verify("acme", P::OrderFulfillment, &[C::RecipientName]), revision).await
+}
+
 async fn verification_health(app: &TestApp) -> ServingStatus {
     let mut client = HealthClient::new(app.channel.clone());
     let req = HealthCheckRequest { service: "safeguard.v1.VerificationService".to_owned() };
@@ -51,9 +57,9 @@ async fn verification_health(app: &TestApp) -> ServingStatus {
 }
 
 both!(a_truncated_log_halts_decisions_at_start_up, |mut app: TestApp| async move {
-    four_events(&mut app).await;
+    let revision = four_events(&mut app).await;
     assert_eq!(checkpoint(&app).await.tree_size, 4);
-    assert_eq!(acme_decision(&mut app).await.decision(), pb::Decision::Allow);
+    assert_eq!(acme_decision_at(&mut app, revision).await.decision(), pb::Decision::Allow);
     app.stop_server().await;
     // Delete the last events, and the tree nodes over them, and move the head back: the chain and
     // the tree in the database are now a consistent, shorter history.
