@@ -13,8 +13,8 @@ Passes (exit 0) only when, over the whole run:
 - RSS stayed flat: the mean RSS of the last minute is within 5% of the first minute's (the RSS after
   a three-minute warm-up is reported too, and the anonymous and file-backed parts apart);
 - every decision was recorded: after the load stops and the recorder drains, the decision records
-  written (`safeguard_decision_records_written_total`) equal the OK answers, and the database holds
-  that many more rows; no record was quarantined; a decision without a record is counted as lost
+  written (`safeguard_decision_records_written_total`, less the lost-records markers) equal the OK
+  answers, and the database holds that many more records; no record was quarantined; a decision without a record is counted as lost
   (`safeguard_decision_records_lost_total`) and is one of the abandoned requests, never an answer.
 
 It reuses the build, server and load helpers of benches/grpc_vs_echo.py. Needs h2load (Debian:
@@ -55,12 +55,14 @@ def scrape(port):
 
 
 def rows_in_db(db_url):
+    """(decision records, lost-records markers) in the table."""
+    sql = "select count(*) filter (where lost_records = 0), count(*) filter (where lost_records > 0) from decisions"
     if db_url.startswith("sqlite://"):
         path = db_url[len("sqlite://"):].split("?")[0]
         with sqlite3.connect(path) as c:
-            return c.execute("select count(*) from decisions").fetchone()[0]
-    return int(subprocess.run(["psql", db_url, "-Atc", "select count(*) from decisions"], check=True,
-                              capture_output=True, text=True).stdout.strip())
+            return tuple(c.execute(sql).fetchone())
+    out = subprocess.run(["psql", db_url, "-Atc", sql], check=True, capture_output=True, text=True).stdout
+    return tuple(int(x) for x in out.strip().split("|"))
 
 
 def rss_parts(pid):
@@ -128,12 +130,14 @@ def main():
                 break
         time.sleep(1)
     after = scrape(metrics_port)
-    rows = rows_in_db(db_url) - rows_before
+    rows_after = rows_in_db(db_url)
+    rows, markers = (rows_after[0] - rows_before[0], rows_after[1] - rows_before[1])
     sg.stop()
 
     delta = lambda k: after.get(k, 0) - before.get(k, 0)
     decisions = delta("safeguard_decisions_total")
-    written = delta("safeguard_decision_records_written_total")
+    # The writer counts the markers it writes (one per batch that follows a loss) with the records.
+    written = delta("safeguard_decision_records_written_total") - markers
     lost = delta("safeguard_decision_records_lost_total")
     quarantined = delta("safeguard_decision_records_quarantined_total")
     waited = delta("safeguard_decision_records_waited_total")
@@ -155,7 +159,8 @@ def main():
     abandoned = verify_all - ok
     print(f"HTTP errors {res['errors']}; VerifySeller answered {verify_all:.0f}, OK {ok:.0f}, abandoned by h2load at "
           f"its stop {abandoned:.0f} (bound {a.connections * a.streams}); decisions {decisions:.0f}, records written "
-          f"{written:.0f}, rows in database {rows}, lost {lost:.0f}, quarantined {quarantined:.0f}; decisions that "
+          f"{written:.0f}, rows in database {rows} (and {markers} lost-records markers), lost {lost:.0f}, quarantined "
+          f"{quarantined:.0f}; decisions that "
           f"waited for room in the record queue {waited:.0f}")
     print(f"RSS first minute {mib(first)} MiB, after warm-up (minute 4) {mib(warm)} MiB, last minute {mib(last)} MiB; "
           f"drift {drift * 100:+.1f}% from the first minute, {warm_drift * 100:+.1f}% after warm-up")

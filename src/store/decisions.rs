@@ -226,10 +226,10 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::insert_decisions`] on SQLite: in a transaction of sqlx's own ([`SqliteTxn`]), so
-    /// the rows' values are bound without another copy.
+    /// [`Store::insert_decisions`] on SQLite: in a transaction on the writer's own connection
+    /// ([`SqliteTxn`]), so the rows' values are bound without another copy.
     async fn insert_decisions_sqlite(&self, mut rows: Vec<RecordRow>, fresh: bool) -> Result<()> {
-        let txn = SqliteTxn::begin(&self.db).await?;
+        let txn = SqliteTxn::begin(&self.sqlite_writer, self.db.get_sqlite_connection_pool()).await?;
         if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
             super::decision_log::place(&txn, &mut rows, fresh).await?;
         }

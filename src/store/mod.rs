@@ -99,6 +99,8 @@ pub struct Store {
     /// The log size when a bulk import last refreshed PostgreSQL's planner statistics (see
     /// `Store::import_batch`).
     analyzed_at: Arc<std::sync::atomic::AtomicI64>,
+    /// SQLite: the decision writer's own connection ([`sqlite_txn::WriterConnection`]).
+    sqlite_writer: sqlite_txn::WriterConnection,
 }
 
 impl Store {
@@ -142,6 +144,7 @@ impl Store {
             committed: Arc::new(Notify::new()),
             merkle: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             analyzed_at: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+            sqlite_writer: Arc::default(),
         })
     }
 
