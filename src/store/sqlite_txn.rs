@@ -1,7 +1,7 @@
 //! A SQLite transaction on a connection of the decision writer's own, that sea-orm statements run
-//! in as well: for the decision writer, whose batch insert binds thousands of values. Through sea-orm every bound value
-//! is cloned once more before sqlx binds it (its driver copies the statement's values); here the
-//! rows' strings move straight into sqlx's arguments. The decision log's head lock, duplicate check
+//! in as well: the writer's batch insert binds thousands of values, and through sea-orm every
+//! bound value is cloned once more before sqlx binds it (its driver copies the statement's
+//! values); here the rows' strings move straight into sqlx's arguments. The decision log's head lock, duplicate check
 //! and Merkle append are the same sea-orm code as on PostgreSQL, run through this transaction via
 //! [`ConnectionTrait`], so all of a batch still commits or none of it does.
 
