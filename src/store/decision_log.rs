@@ -102,7 +102,7 @@ async fn stored_ids(txn: &impl ConnectionTrait, rows: &[RecordRow]) -> Result<Ha
 ///
 /// `fresh` rows were never offered to the database before, so the look-up of stored ids is
 /// skipped; the caller then checks that the database stored every one of them, and rolls back if
-/// not ([`Stored::check`]), so a row already there never gets a second leaf.
+/// not ([`all_stored`]), so a row already there never gets a second leaf.
 pub(super) async fn place(txn: &impl ConnectionTrait, rows: &mut Vec<RecordRow>, fresh: bool) -> Result<()> {
     let first = lock_head(txn).await?;
     if !fresh {
@@ -122,26 +122,18 @@ pub(super) async fn place(txn: &impl ConnectionTrait, rows: &mut Vec<RecordRow>,
     set_head(txn, first + leaves.len() as u64).await
 }
 
-/// Rows a batch insert stored, against the rows it was given.
-pub(super) struct Stored {
-    pub given: usize,
-    pub inserted: u64,
-}
-
-impl Stored {
-    /// A batch of fresh rows must have stored every row: one skipped as a duplicate would leave a
-    /// leaf without its row. The error makes the caller roll back, and the writer retry the batch
-    /// with the look-up of stored ids.
-    pub(super) fn check(&self) -> Result<()> {
-        if self.inserted == self.given as u64 {
-            return Ok(());
-        }
-        Err(Error::Internal(format!(
-            "{} of {} decision records were stored already; the batch is retried with a look-up of stored ids",
-            self.given as u64 - self.inserted.min(self.given as u64),
-            self.given
-        )))
+/// A batch of fresh rows must have stored every row: one skipped as a duplicate would leave a leaf
+/// without its row. The error makes the caller roll back, and the writer retry the batch with the
+/// look-up of stored ids. Rows that are not fresh were looked up already and may be skipped.
+pub(super) fn all_stored(fresh: bool, given: usize, inserted: u64) -> Result<()> {
+    let given = given as u64;
+    if !fresh || inserted == given {
+        return Ok(());
     }
+    Err(Error::Internal(format!(
+        "{} of {given} decision records were stored already; the batch is retried with a look-up of stored ids",
+        given - inserted.min(given)
+    )))
 }
 
 impl Store {

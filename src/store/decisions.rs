@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use super::Store;
-use super::decision_log::Stored;
+use super::decision_log::all_stored;
 use super::entities::{decision, decision_quarantine};
 use super::sqlite_txn::SqliteTxn;
 use crate::domain::record::{DecisionRecord, RecordRow, RecordedReasons};
@@ -212,16 +212,14 @@ impl Store {
         if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
             super::decision_log::place(&txn, &mut rows, fresh).await?;
         }
-        let mut stored = Stored { given: rows.len(), inserted: 0 };
+        let mut inserted = 0;
         if !rows.is_empty() {
             let batch = serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("decision batch: {e}")))?;
             let sql = insert_sql(backend, rows.len());
             let done = txn.execute_raw(Statement::from_sql_and_values(backend, sql, [Value::from(batch)])).await?;
-            stored.inserted = done.rows_affected();
+            inserted = done.rows_affected();
         }
-        if fresh {
-            stored.check()?;
-        }
+        all_stored(fresh, rows.len(), inserted)?;
         txn.commit().await?;
         Ok(())
     }
@@ -233,8 +231,9 @@ impl Store {
         if self.merkle.load(std::sync::atomic::Ordering::Relaxed) {
             super::decision_log::place(&txn, &mut rows, fresh).await?;
         }
-        let mut stored = Stored { given: rows.len(), inserted: 0 };
-        let mut left = rows.len();
+        let given = rows.len();
+        let mut inserted = 0;
+        let mut left = given;
         let mut rows = rows.into_iter();
         while left > 0 {
             // The largest power of two that fits what is left, up to SQLITE_ROWS.
@@ -244,12 +243,10 @@ impl Store {
             for row in rows.by_ref().take(n) {
                 bind_row(row, &mut args)?;
             }
-            stored.inserted += txn.execute_bound(insert_sql(DbBackend::Sqlite, n), args).await?;
+            inserted += txn.execute_bound(insert_sql(DbBackend::Sqlite, n), args).await?;
             left -= n;
         }
-        if fresh {
-            stored.check()?;
-        }
+        all_stored(fresh, given, inserted)?;
         txn.commit().await?;
         Ok(())
     }
