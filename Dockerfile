@@ -7,6 +7,8 @@ WORKDIR /src
 
 # Dependencies first: this layer is rebuilt only when Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
+# The bundled SQLite's build flags (.cargo/config.toml).
+COPY .cargo .cargo
 COPY migrations/Cargo.toml migrations/Cargo.toml
 RUN mkdir -p src benches migrations/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs migrations/src/lib.rs \

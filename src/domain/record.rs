@@ -125,11 +125,28 @@ impl RecordRow {
     /// The record's leaf bytes in the decision log (`docs/verifiable-log.md`): its leaf index and
     /// then every column, framed as registry leaves are. `None` while it has no leaf index.
     pub fn leaf_bytes(&self) -> Option<Vec<u8>> {
+        let ints = self.leaf_ints()?;
+        Some(super::chain::framed(&self.leaf_fields(&ints)))
+    }
+
+    /// The hash of [`leaf_bytes`](Self::leaf_bytes), computed without building them.
+    pub fn leaf_hash(&self) -> Option<super::merkle::Hash> {
+        let ints = self.leaf_ints()?;
+        Some(super::merkle::framed_leaf_hash(&self.leaf_fields(&ints)))
+    }
+
+    /// The leaf index, time, revision and lost-records count as the leaf frames them.
+    fn leaf_ints(&self) -> Option<[[u8; 8]; 4]> {
         let index = self.leaf_index?;
-        Some(super::chain::framed(&[
-            &index.to_be_bytes(),
+        Some([index, self.time, self.revision, self.lost_records].map(i64::to_be_bytes))
+    }
+
+    /// The leaf's fields, in order, given [`leaf_ints`](Self::leaf_ints).
+    fn leaf_fields<'a>(&'a self, [index, time, revision, lost]: &'a [[u8; 8]; 4]) -> [&'a [u8]; 15] {
+        [
+            index,
             self.decision_id.as_bytes(),
-            &self.time.to_be_bytes(),
+            time,
             self.caller.as_bytes(),
             self.seller_id.as_bytes(),
             self.purpose.as_bytes(),
@@ -139,10 +156,10 @@ impl RecordRow {
             self.decision.as_bytes(),
             self.allowed.as_bytes(),
             self.reasons.as_bytes(),
-            &self.revision.to_be_bytes(),
+            revision,
             self.policy_version.as_bytes(),
-            &self.lost_records.to_be_bytes(),
-        ]))
+            lost,
+        ]
     }
 
     /// A one-line description of leaf bytes of the decision log, if that is what they are.
@@ -213,7 +230,11 @@ mod tests {
         ];
         for changed in changes {
             assert_ne!(changed.leaf_bytes().unwrap(), bytes, "{changed:?}");
+            let hash = changed.leaf_hash().unwrap();
+            assert_eq!(hash, crate::domain::merkle::leaf_hash(&changed.leaf_bytes().unwrap()), "{changed:?}");
+            assert_ne!(hash, base.leaf_hash().unwrap(), "{changed:?}");
         }
+        assert_eq!(RecordRow { leaf_index: None, ..row() }.leaf_hash(), None);
         assert_eq!(RecordRow { leaf_index: None, ..row() }.leaf_bytes(), None);
         let described = RecordRow::describe_leaf(&bytes).unwrap();
         assert!(described.contains("decision d (ALLOW)"), "{described}");

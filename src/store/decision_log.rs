@@ -21,7 +21,7 @@ use super::Store;
 use super::decisions::row_of;
 use super::entities::decision;
 use super::merkle::{DECISIONS_LOG, append_exact};
-use crate::domain::merkle::{Hash, leaf_hash};
+use crate::domain::merkle::Hash;
 use crate::domain::record::RecordRow;
 use crate::error::{Error, Result};
 
@@ -76,9 +76,7 @@ async fn set_head(txn: &impl ConnectionTrait, size: u64) -> Result<()> {
 
 /// The leaf of a row that has its index.
 fn leaf_of(row: &RecordRow) -> Result<Hash> {
-    row.leaf_bytes()
-        .map(|bytes| leaf_hash(&bytes))
-        .ok_or_else(|| Error::Internal(format!("decision {} has no leaf index", row.decision_id)))
+    row.leaf_hash().ok_or_else(|| Error::Internal(format!("decision {} has no leaf index", row.decision_id)))
 }
 
 /// Which of `rows` are stored already: one query, the ids bound as one JSON array.
