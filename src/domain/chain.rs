@@ -54,11 +54,17 @@ pub fn leaf_bytes(event: &EventFields<'_>) -> Vec<u8> {
 /// every leaf safeguard logs, so that no two different entries share their bytes.
 pub fn framed(fields: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum());
-    for field in fields {
-        out.extend_from_slice(&(field.len() as u64).to_be_bytes());
-        out.extend_from_slice(field);
-    }
+    frame_each(fields, |bytes| out.extend_from_slice(bytes));
     out
+}
+
+/// Hands [`framed`]'s bytes to `sink` piece by piece, without building them: the one definition of
+/// the framing, for callers that hash the bytes rather than keep them.
+pub fn frame_each(fields: &[&[u8]], mut sink: impl FnMut(&[u8])) {
+    for field in fields {
+        sink(&(field.len() as u64).to_be_bytes());
+        sink(field);
+    }
 }
 
 /// The fields of framed bytes, or `None` if they are not exactly a sequence of framed fields.

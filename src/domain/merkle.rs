@@ -30,10 +30,7 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
 pub fn framed_leaf_hash(fields: &[&[u8]]) -> Hash {
     let mut h = Sha256::new();
     h.update([0u8]);
-    for field in fields {
-        h.update((field.len() as u64).to_be_bytes());
-        h.update(field);
-    }
+    super::chain::frame_each(fields, |bytes| h.update(bytes));
     h.finalize().into()
 }
 
