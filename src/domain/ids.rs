@@ -41,6 +41,11 @@ impl SellerId {
         &self.0
     }
 
+    /// The id as shared text: no copy.
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
+
     /// The id of text that was a valid id when it was stored (the compact snapshot's records):
     /// not checked again.
     pub(crate) fn from_stored(raw: &str) -> Self {

@@ -1,5 +1,7 @@
 //! The record of one decision, kept for auditors: who asked what, and what the answer was and why.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::ids::{SellerId, Timestamp};
@@ -12,7 +14,7 @@ pub struct DecisionRecord {
     pub decision_id: String,
     pub time: Timestamp,
     /// Shared with the caller's principal: recording a decision copies no string.
-    pub caller: std::sync::Arc<str>,
+    pub caller: Arc<str>,
     /// `None` only on a lost-records marker.
     pub seller_id: Option<SellerId>,
     pub purpose: Option<Purpose>,
@@ -24,7 +26,7 @@ pub struct DecisionRecord {
     pub outcome: RecordedReasons,
     pub revision: i64,
     /// Shared with the verification service, which holds it for the life of the process.
-    pub policy_version: std::sync::Arc<str>,
+    pub policy_version: Arc<str>,
     pub lost_records: i64,
 }
 
@@ -59,6 +61,24 @@ impl RecordMode {
     }
 }
 
+/// Text of a stored column, shared: the vocabulary's names, the caller and the policy version are
+/// the same few strings in every record, so a row refers to them instead of copying them, and the
+/// SQLite writer binds them without another copy.
+pub type Text = Arc<str>;
+
+/// (De)serializes a [`Text`] as a JSON string.
+mod text {
+    use super::Text;
+
+    pub fn serialize<S: serde::Serializer>(t: &Text, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(Text::from)
+    }
+}
+
 /// A decision record as it is stored and exported: every column of `decisions` in its stored
 /// text form. The record's leaf in the decision log is built from these fields, so an auditor
 /// holding an exported row can recompute it without knowing safeguard's types.
@@ -67,57 +87,99 @@ pub struct RecordRow {
     /// The record's position in the decision log; `None` until it has one (written while
     /// checkpoints were off, and not yet given one).
     pub leaf_index: Option<i64>,
-    pub decision_id: String,
+    #[serde(with = "text")]
+    pub decision_id: Text,
     /// Microseconds since the Unix epoch.
     pub time: i64,
-    pub caller: String,
+    #[serde(with = "text")]
+    pub caller: Text,
     /// Empty on a lost-records marker.
-    pub seller_id: String,
-    pub purpose: String,
-    pub basis: String,
-    pub basis_evidence_ref: String,
+    #[serde(with = "text")]
+    pub seller_id: Text,
+    #[serde(with = "text")]
+    pub purpose: Text,
+    #[serde(with = "text")]
+    pub basis: Text,
+    #[serde(with = "text")]
+    pub basis_evidence_ref: Text,
     /// Category names separated by single spaces.
-    pub categories: String,
+    #[serde(with = "text")]
+    pub categories: Text,
     /// Empty on a lost-records marker.
-    pub decision: String,
-    pub allowed: String,
+    #[serde(with = "text")]
+    pub decision: Text,
+    #[serde(with = "text")]
+    pub allowed: Text,
     /// The reasons as JSON, byte for byte as stored.
-    pub reasons: String,
+    #[serde(with = "text")]
+    pub reasons: Text,
     pub revision: i64,
-    pub policy_version: String,
+    #[serde(with = "text")]
+    pub policy_version: Text,
     pub lost_records: i64,
 }
 
-fn names<T: super::vocab::Vocab>(values: &[T]) -> String {
-    let mut out = String::new();
-    for v in values {
-        if !out.is_empty() {
-            out.push(' ');
+/// The shared empty text.
+fn empty() -> Text {
+    static EMPTY: std::sync::OnceLock<Text> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| "".into()).clone()
+}
+
+/// The names separated by single spaces; one name is its shared name.
+fn names<T: super::vocab::Vocab>(values: &[T]) -> Text {
+    match values {
+        [] => empty(),
+        [one] => one.shared_name(),
+        _ => {
+            let mut out = String::new();
+            for v in values {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(v.name());
+            }
+            out.into()
         }
-        out.push_str(v.name());
     }
-    out
+}
+
+fn shared<T: super::vocab::Vocab>(value: Option<T>) -> Text {
+    value.map_or_else(empty, T::shared_name)
+}
+
+/// The stored reasons: a decision without any (every ALLOW) shares one text.
+fn reasons_json(outcome: &RecordedReasons) -> Text {
+    static NONE: std::sync::OnceLock<Text> = std::sync::OnceLock::new();
+    if outcome.denied.is_empty() && outcome.reasons.is_empty() {
+        return NONE
+            .get_or_init(|| serde_json::to_string(&RecordedReasons::default()).unwrap_or_default().into())
+            .clone();
+    }
+    serde_json::to_string(outcome).unwrap_or_default().into()
 }
 
 impl RecordRow {
     /// The stored form of a record, not yet in the log.
     pub fn of(r: &DecisionRecord) -> Self {
-        use super::vocab::Vocab;
         Self {
             leaf_index: None,
-            decision_id: r.decision_id.clone(),
+            decision_id: r.decision_id.as_str().into(),
             time: r.time.as_micros(),
-            caller: r.caller.to_string(),
-            seller_id: r.seller_id.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            purpose: r.purpose.map(|p| p.name()).unwrap_or_default().to_owned(),
-            basis: r.basis.map(|b| b.name()).unwrap_or_default().to_owned(),
-            basis_evidence_ref: r.basis_evidence_ref.clone(),
+            caller: r.caller.clone(),
+            seller_id: r.seller_id.as_ref().map_or_else(empty, SellerId::shared),
+            purpose: shared(r.purpose),
+            basis: shared(r.basis),
+            basis_evidence_ref: if r.basis_evidence_ref.is_empty() {
+                empty()
+            } else {
+                r.basis_evidence_ref.as_str().into()
+            },
             categories: names(&r.categories),
-            decision: r.decision.map(|d| d.name()).unwrap_or_default().to_owned(),
+            decision: shared(r.decision),
             allowed: names(&r.allowed),
-            reasons: serde_json::to_string(&r.outcome).unwrap_or_default(),
+            reasons: reasons_json(&r.outcome),
             revision: r.revision,
-            policy_version: r.policy_version.to_string(),
+            policy_version: r.policy_version.clone(),
             lost_records: r.lost_records,
         }
     }
@@ -195,7 +257,7 @@ mod tests {
             seller_id: "s".into(),
             purpose: "ORDER_FULFILLMENT".into(),
             basis: "CONTRACT".into(),
-            basis_evidence_ref: String::new(),
+            basis_evidence_ref: "".into(),
             categories: "NAME PHONE".into(),
             decision: "ALLOW".into(),
             allowed: "NAME PHONE".into(),
@@ -204,6 +266,56 @@ mod tests {
             policy_version: "p".into(),
             lost_records: 0,
         }
+    }
+
+    fn record(categories: Vec<DataCategory>, outcome: RecordedReasons) -> DecisionRecord {
+        DecisionRecord {
+            decision_id: "0193c1a0-0000-7000-8000-000000000001".into(),
+            time: Timestamp::from_micros(5),
+            caller: "checkout".into(),
+            seller_id: Some(SellerId::parse("S-1").unwrap()),
+            purpose: Some(Purpose::OrderFulfillment),
+            basis: None,
+            basis_evidence_ref: String::new(),
+            allowed: categories.clone(),
+            categories,
+            decision: Some(Decision::Allow),
+            outcome,
+            revision: 9,
+            policy_version: "v1".into(),
+            lost_records: 0,
+        }
+    }
+
+    #[test]
+    fn the_stored_form_spells_every_column_and_survives_json() {
+        use crate::domain::vocab::{Clause, ReasonCode};
+        let one = RecordRow::of(&record(vec![DataCategory::RecipientName], RecordedReasons::default()));
+        assert_eq!(&*one.categories, "RECIPIENT_NAME");
+        assert_eq!(&*one.purpose, "ORDER_FULFILLMENT");
+        assert_eq!(&*one.basis, "");
+        assert_eq!(&*one.seller_id, "S-1");
+        assert_eq!(&*one.reasons, r#"{"denied":[],"reasons":[]}"#);
+        let denied = RecordedReasons {
+            denied: vec![(
+                DataCategory::CustomsCode,
+                vec![Reason { code: ReasonCode::ClauseMissing, clause: Some(Clause::DataMinimization) }],
+            )],
+            reasons: Vec::new(),
+        };
+        let many = RecordRow::of(&record(vec![DataCategory::PhoneNumber, DataCategory::CustomsCode], denied.clone()));
+        assert_eq!(&*many.categories, "PHONE_NUMBER CUSTOMS_CODE");
+        assert_eq!(&*many.allowed, "PHONE_NUMBER CUSTOMS_CODE");
+        assert_eq!(serde_json::from_str::<RecordedReasons>(&many.reasons).unwrap(), denied);
+        let json = serde_json::to_string(&many).unwrap();
+        assert!(json.contains(r#""categories":"PHONE_NUMBER CUSTOMS_CODE""#), "{json}");
+        assert_eq!(serde_json::from_str::<RecordRow>(&json).unwrap(), many);
+        let marker = RecordRow::of(&DecisionRecord {
+            seller_id: None,
+            decision: None,
+            ..record(Vec::new(), RecordedReasons::default())
+        });
+        assert_eq!((&*marker.seller_id, &*marker.decision, &*marker.categories), ("", "", ""));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub trait Vocab: Copy + Eq + 'static {
     fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|v| v.name() == name)
     }
+    /// [`name`](Self::name) as a shared string, built once per variant: a decision record that
+    /// stores the name copies no text.
+    fn shared_name(self) -> std::sync::Arc<str>;
 }
 
 macro_rules! vocab {
@@ -46,6 +49,12 @@ macro_rules! vocab {
                 match self {
                     $(Self::$variant => $text),+
                 }
+            }
+            fn shared_name(self) -> std::sync::Arc<str> {
+                static NAMES: std::sync::OnceLock<Vec<std::sync::Arc<str>>> = std::sync::OnceLock::new();
+                let names = NAMES.get_or_init(|| Self::ALL.iter().map(|v| v.name().into()).collect());
+                let at = Self::ALL.iter().position(|v| *v == self).unwrap_or_default();
+                names[at].clone()
             }
         }
 
@@ -294,6 +303,17 @@ mod tests {
         assert_eq!(DataCategory::from_number(0), None);
         assert_eq!(DataCategory::from_number(14), None);
         assert_eq!(Purpose::from_name("marketing"), None);
+    }
+
+    #[test]
+    fn shared_names_are_the_names_and_built_once() {
+        for c in DataCategory::ALL {
+            assert_eq!(&*c.shared_name(), c.name());
+            assert!(std::sync::Arc::ptr_eq(&c.shared_name(), &c.shared_name()));
+        }
+        for d in Decision::ALL {
+            assert_eq!(&*d.shared_name(), d.name());
+        }
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn leaf_of(row: &RecordRow) -> Result<Hash> {
 /// Which of `rows` are stored already: one query, the ids bound as one JSON array.
 async fn stored_ids(txn: &impl ConnectionTrait, rows: &[RecordRow]) -> Result<HashSet<String>> {
     let backend = txn.get_database_backend();
-    let ids: Vec<&str> = rows.iter().map(|r| r.decision_id.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| &*r.decision_id).collect();
     let ids = serde_json::to_string(&ids).map_err(|e| Error::Internal(format!("decision ids: {e}")))?;
     let sql = match backend {
         DbBackend::Postgres => {
@@ -106,7 +106,7 @@ pub(super) async fn place(txn: &impl ConnectionTrait, rows: &mut Vec<RecordRow>,
     if !fresh {
         let stored = stored_ids(txn, rows).await?;
         let mut seen = HashSet::new();
-        rows.retain(|r| !stored.contains(&r.decision_id) && seen.insert(r.decision_id.clone()));
+        rows.retain(|r| !stored.contains(&*r.decision_id) && seen.insert(r.decision_id.clone()));
     }
     if rows.is_empty() {
         return Ok(());
@@ -170,7 +170,7 @@ impl Store {
                 leaves.push(leaf_of(&row)?);
                 decision::Entity::update_many()
                     .col_expr(decision::Column::LeafIndex, Expr::value(index))
-                    .filter(decision::Column::DecisionId.eq(row.decision_id.as_str()))
+                    .filter(decision::Column::DecisionId.eq(&*row.decision_id))
                     .filter(decision::Column::LeafIndex.is_null())
                     .exec(&txn)
                     .await?;
@@ -210,17 +210,17 @@ mod tests {
             leaf_index: None,
             decision_id: "d".into(),
             time: 0,
-            caller: String::new(),
-            seller_id: String::new(),
-            purpose: String::new(),
-            basis: String::new(),
-            basis_evidence_ref: String::new(),
-            categories: String::new(),
-            decision: String::new(),
-            allowed: String::new(),
-            reasons: String::new(),
+            caller: "".into(),
+            seller_id: "".into(),
+            purpose: "".into(),
+            basis: "".into(),
+            basis_evidence_ref: "".into(),
+            categories: "".into(),
+            decision: "".into(),
+            allowed: "".into(),
+            reasons: "".into(),
             revision: 0,
-            policy_version: String::new(),
+            policy_version: "".into(),
             lost_records: 0,
         };
         assert!(leaf_of(&row).is_err());

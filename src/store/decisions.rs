@@ -83,7 +83,8 @@ fn insert_sql(backend: DbBackend, rows: usize) -> &'static str {
     })
 }
 
-/// Binds one record's columns, in [`COLUMNS`] order, moving its strings into the arguments.
+/// Binds one record's columns, in [`COLUMNS`] order: its texts are shared into the arguments, not
+/// copied.
 fn bind_row(r: RecordRow, args: &mut SqliteArguments) -> Result<()> {
     let bind = |e: sea_orm::sqlx::error::BoxDynError| Error::Internal(format!("decision record: {e}"));
     args.add(r.decision_id).map_err(bind)?;
@@ -150,19 +151,19 @@ fn list<T: Vocab>(text: &str, key: &str) -> Result<Vec<T>> {
 pub(super) fn row_of(m: decision::Model) -> RecordRow {
     RecordRow {
         leaf_index: m.leaf_index,
-        decision_id: m.decision_id,
+        decision_id: m.decision_id.into(),
         time: m.time,
-        caller: m.caller,
-        seller_id: m.seller_id,
-        purpose: m.purpose,
-        basis: m.basis,
-        basis_evidence_ref: m.basis_evidence_ref,
-        categories: m.categories,
-        decision: m.decision,
-        allowed: m.allowed,
-        reasons: m.reasons,
+        caller: m.caller.into(),
+        seller_id: m.seller_id.into(),
+        purpose: m.purpose.into(),
+        basis: m.basis.into(),
+        basis_evidence_ref: m.basis_evidence_ref.into(),
+        categories: m.categories.into(),
+        decision: m.decision.into(),
+        allowed: m.allowed.into(),
+        reasons: m.reasons.into(),
         revision: m.revision,
-        policy_version: m.policy_version,
+        policy_version: m.policy_version.into(),
         lost_records: m.lost_records,
     }
 }
