@@ -50,6 +50,8 @@ pub struct RecorderOptions {
     pub batch_size: usize,
     /// Longest a record waits for room in a full queue while the writer is not failing.
     pub full_queue_wait: Duration,
+    /// How long a batch that is not full goes on gathering records before it is written.
+    pub linger: Duration,
     pub retention: Duration,
     pub prune_interval: Duration,
     /// Rows per prune statement.
@@ -65,6 +67,9 @@ struct WriterState {
     in_flight: AtomicUsize,
     /// The time (µs) of the oldest record not yet written; 0 when there is none.
     oldest_unwritten: AtomicI64,
+    /// Ends a linger early: signalled when the queue is full (decisions are waiting for room) and
+    /// when its sender goes (shutdown), so the gathered batch is written at once.
+    wake: tokio::sync::Notify,
 }
 
 /// How far behind the recorder is.
@@ -89,7 +94,7 @@ impl DecisionLog {
         }
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let writer = Writer { store: store.clone(), lost: lost.clone(), state: state.clone() };
-        let writer = tokio::spawn(writer.run(rx, options.batch_size.max(1)));
+        let writer = tokio::spawn(writer.run(rx, options.batch_size.max(1), options.linger));
         let pruner = tokio::spawn(prune_loop(store, options.retention, options.prune_interval, options.prune_batch));
         (Arc::new(Self { mode: options.mode, tx: Some(tx), lost, state, full_queue_wait }), vec![writer, pruner])
     }
@@ -110,6 +115,8 @@ impl DecisionLog {
             Err(TrySendError::Closed(_)) => return self.lose(),
             Err(TrySendError::Full(record)) => record,
         };
+        // A writer lingering over a batch writes it now, making room.
+        self.state.wake.notify_one();
         let wait = deadline.map_or(self.full_queue_wait, |d| d.min(self.full_queue_wait));
         if wait.is_zero() || self.state.failing.load(Ordering::Relaxed) {
             return self.lose();
@@ -140,6 +147,13 @@ impl DecisionLog {
             oldest_unwritten_age: Duration::from_micros(u64::try_from(age).unwrap_or(0)),
             failing: self.state.failing.load(Ordering::Relaxed),
         }
+    }
+}
+
+impl Drop for DecisionLog {
+    fn drop(&mut self) {
+        // A stored permit: a writer that starts lingering after this still wakes at once.
+        self.state.wake.notify_one();
     }
 }
 
@@ -192,12 +206,13 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(self, mut rx: mpsc::Receiver<DecisionRecord>, batch: usize) {
+    async fn run(self, mut rx: mpsc::Receiver<DecisionRecord>, batch: usize, linger: Duration) {
         let mut buf = Vec::with_capacity(batch);
         loop {
             if rx.recv_many(&mut buf, batch).await == 0 {
                 return;
             }
+            self.gather(&mut rx, &mut buf, batch, linger).await;
             metrics::histogram!("safeguard_decision_record_batch_size").record(buf.len() as f64);
             let missing = self.lost.swap(0, Ordering::Relaxed);
             if missing > 0 {
@@ -231,6 +246,33 @@ impl Writer {
             self.state.in_flight.store(0, Ordering::Relaxed);
             self.state.oldest_unwritten.store(0, Ordering::Relaxed);
             buf.clear();
+        }
+    }
+
+    /// Lets a batch that is not full gather records for `linger` before it is written: the writer
+    /// sleeps rather than waking for every record sent meanwhile, then takes what was queued. The
+    /// records held meanwhile count as in flight. A full queue or a shutdown ends the wait at once
+    /// ([`WriterState::wake`]), so no decision waits on a lingering writer for room and nothing
+    /// gathered is left unwritten when the service stops.
+    async fn gather(
+        &self,
+        rx: &mut mpsc::Receiver<DecisionRecord>,
+        buf: &mut Vec<DecisionRecord>,
+        batch: usize,
+        linger: Duration,
+    ) {
+        if linger.is_zero() || buf.len() >= batch || rx.is_closed() {
+            return;
+        }
+        let oldest = buf.iter().map(|r| r.time.as_micros()).min().unwrap_or(0);
+        self.state.oldest_unwritten.store(oldest, Ordering::Relaxed);
+        self.state.in_flight.store(buf.len(), Ordering::Relaxed);
+        tokio::select! {
+            () = tokio::time::sleep(linger) => {}
+            () = self.state.wake.notified() => {}
+        }
+        if !rx.is_empty() {
+            rx.recv_many(buf, batch - buf.len()).await;
         }
     }
 

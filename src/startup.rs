@@ -29,6 +29,7 @@ fn recorder_options(settings: &Settings) -> RecorderOptions {
         queue_capacity: d.queue_capacity,
         batch_size: d.batch_size,
         full_queue_wait: ms(d.full_queue_wait_ms),
+        linger: ms(d.linger_ms),
         retention: std::time::Duration::from_secs(u64::from(d.retention_days) * 86_400),
         prune_interval: std::time::Duration::from_secs(d.prune_interval_s),
         prune_batch: d.prune_batch_size,

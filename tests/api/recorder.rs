@@ -25,6 +25,13 @@ async fn spawn(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<T
     Some(TestApp::spawn_with(db, settings).await)
 }
 
+/// [`spawn`], with the seller `acme`.
+async fn with_acme(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    let mut app = spawn(backend, adjust).await?;
+    app.create_seller(seller("acme")).await;
+    Some(app)
+}
+
 async fn sample(addr: SocketAddr, series: &str) -> f64 {
     let mut conn = TcpStream::connect(addr).await.unwrap();
     conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -178,7 +185,7 @@ fn old_quarantined(id: &str) -> String {
 }
 
 async fn pruning_removes_old_records_and_quarantined_records_in_bounded_batches(backend: Backend) {
-    let Some(mut app) = spawn(backend, |s| {
+    let Some(app) = with_acme(backend, |s| {
         s.decisions.retention_days = 1;
         s.decisions.prune_interval_s = 1;
         // Fewer rows per statement than there are to prune: pruning takes several statements.
@@ -188,7 +195,6 @@ async fn pruning_removes_old_records_and_quarantined_records_in_bounded_batches(
     else {
         return;
     };
-    app.create_seller(seller("acme")).await;
     let db = app.db.share();
     for i in 0..5 {
         db.execute(&old_decision(&format!("old-{i}"))).await;
@@ -228,15 +234,51 @@ async fn block_the_writer(db: &TestDb) -> sea_orm::DatabaseTransaction {
 /// A server with a record queue of one, whose decisions would wait a minute for room, and the
 /// seller `acme`.
 async fn queue_of_one(backend: Backend) -> Option<TestApp> {
-    let mut app = spawn(backend, |s| {
+    with_acme(backend, |s| {
         s.decisions.queue_capacity = 1;
         s.decisions.batch_size = 1;
         s.decisions.full_queue_wait_ms = 60_000;
     })
-    .await?;
-    app.create_seller(seller("acme")).await;
-    Some(app)
+    .await
 }
+
+/// A batch that is not full gathers records for `decisions.linger_ms` before it is written; a
+/// shutdown writes it at once, however long the linger, so no acknowledged decision is lost. The
+/// shutdown waits at most 10 s for the writer: with a linger of ten minutes, only the early wake
+/// gets the records written at all.
+async fn a_lingering_batch_is_written_at_shutdown(backend: Backend) {
+    let Some(mut app) = with_acme(backend, |s| s.decisions.linger_ms = 600_000).await else { return };
+    decide(&app, None).await;
+    decide(&app, Some("checkout-b")).await;
+    app.stop_server().await;
+    assert_eq!(recorded_and_lost(&app.db).await, (2, 0), "{backend:?}");
+    let callers = count(&app.db, "SELECT COUNT(DISTINCT caller) FROM decisions").await;
+    assert_eq!(callers, 2, "{backend:?}");
+    app.stop().await;
+}
+on_both!(a_lingering_batch_is_written_at_shutdown);
+
+/// A full queue ends the linger: the decision waiting for room gets it as soon as the writer takes
+/// the queued records, not when a ten-minute linger ends (it would wait its minute for room and be
+/// counted as lost).
+async fn a_full_queue_ends_the_linger(backend: Backend) {
+    let Some(mut app) = with_acme(backend, |s| {
+        s.decisions.queue_capacity = 2;
+        s.decisions.linger_ms = 600_000;
+        s.decisions.full_queue_wait_ms = 60_000;
+    })
+    .await
+    else {
+        return;
+    };
+    for _ in 0..6 {
+        decide(&app, None).await;
+    }
+    app.stop_server().await;
+    assert_eq!(recorded_and_lost(&app.db).await, (6, 0), "{backend:?}");
+    app.stop().await;
+}
+on_both!(a_full_queue_ends_the_linger);
 
 async fn a_client_that_goes_away_while_its_record_waits_leaves_a_counted_gap(backend: Backend) {
     let Some(app) = queue_of_one(backend).await else { return };
