@@ -209,15 +209,26 @@ impl Sellers {
         true
     }
 
-    /// Gives back the slack of every shard's arena and table: after a bulk load, before serving.
+    /// Gives back the slack of every shard's arena and table, and the bytes of replaced records:
+    /// after a bulk load, before serving. A load replaces most records at least once (a seller,
+    /// then its attestation), and leaves fewer dead bytes than the half that compacts a shard as it
+    /// is written: without this, about two fifths of a freshly loaded arena were dead records.
     pub fn shrink_to_fit(&mut self) {
         let hasher = self.hasher.clone();
         for shard in self.shards.iter_mut() {
-            if shard.bytes.capacity() == shard.bytes.len() && shard.table.capacity() == shard.table.len() {
+            if shard.dead == 0
+                && shard.bytes.capacity() == shard.bytes.len()
+                && shard.table.capacity() == shard.table.len()
+            {
                 continue;
             }
             let shard = Arc::make_mut(shard);
-            shard.bytes.shrink_to_fit();
+            if shard.dead > 0 {
+                // Copies the live records into an arena of exactly their size.
+                shard.compact();
+            } else {
+                shard.bytes.shrink_to_fit();
+            }
             let Shard { bytes, table, .. } = shard;
             table.shrink_to_fit(|&o| hasher.hash_one(record::id_of(&bytes[o as usize..])));
         }

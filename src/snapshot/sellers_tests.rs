@@ -221,6 +221,26 @@ fn a_record_handle_reads_its_seller_in_its_version_however_the_next_changes() {
 }
 
 #[test]
+fn shrinking_after_a_load_drops_every_replaced_record() {
+    // A load as the fold makes it: each seller, then the seller again with its contract.
+    let (_, views) = many(5_000);
+    let mut loaded = Sellers::default();
+    for v in &views {
+        loaded.insert(&SellerView { contracts: Vec::new(), ..v.clone() });
+        loaded.insert(v);
+    }
+    let arenas = |s: &Sellers| s.shards.iter().map(|shard| shard.bytes.capacity()).sum::<usize>();
+    let live: usize = loaded.iter().map(|r| r.len()).sum();
+    assert!(arenas(&loaded) > live * 3 / 2, "the load left replaced records behind");
+    loaded.shrink_to_fit();
+    assert_eq!(arenas(&loaded), live, "only the live records are kept, exactly sized");
+    assert!(loaded.shards.iter().all(|shard| shard.dead == 0));
+    for v in &views {
+        assert_eq!(loaded.get(v.seller_id.as_str()).map(|r| r.view()).as_ref(), Some(v));
+    }
+}
+
+#[test]
 fn replacing_sellers_many_times_compacts_the_arenas_and_loses_none() {
     let (mut sellers, mut views) = many(20_000);
     let grown = sellers.heap_bytes();
