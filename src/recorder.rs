@@ -72,6 +72,15 @@ struct WriterState {
     wake: tokio::sync::Notify,
 }
 
+impl WriterState {
+    /// `records` are taken off the queue and not yet written.
+    fn hold(&self, records: &[DecisionRecord]) {
+        let oldest = records.iter().map(|r| r.time.as_micros()).min().unwrap_or(0);
+        self.oldest_unwritten.store(oldest, Ordering::Relaxed);
+        self.in_flight.store(records.len(), Ordering::Relaxed);
+    }
+}
+
 /// How far behind the recorder is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RecorderStatus {
@@ -218,9 +227,7 @@ impl Writer {
             if missing > 0 {
                 buf.push(lost_marker(missing));
             }
-            let oldest = buf.iter().map(|r| r.time.as_micros()).min().unwrap_or(0);
-            self.state.oldest_unwritten.store(oldest, Ordering::Relaxed);
-            self.state.in_flight.store(buf.len(), Ordering::Relaxed);
+            self.state.hold(&buf);
             let mut delay = Duration::from_millis(100);
             // A batch's first attempt offers records the database has never seen; a retry may
             // find some written already (a commit whose answer was lost), and looks them up.
@@ -264,9 +271,7 @@ impl Writer {
         if linger.is_zero() || buf.len() >= batch || rx.is_closed() {
             return;
         }
-        let oldest = buf.iter().map(|r| r.time.as_micros()).min().unwrap_or(0);
-        self.state.oldest_unwritten.store(oldest, Ordering::Relaxed);
-        self.state.in_flight.store(buf.len(), Ordering::Relaxed);
+        self.state.hold(buf);
         tokio::select! {
             () = tokio::time::sleep(linger) => {}
             () = self.state.wake.notified() => {}
