@@ -130,16 +130,7 @@ fn names<T: super::vocab::Vocab>(values: &[T]) -> Text {
     match values {
         [] => empty(),
         [one] => one.shared_name(),
-        _ => {
-            let mut out = String::new();
-            for v in values {
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                out.push_str(v.name());
-            }
-            out.into()
-        }
+        _ => super::vocab::names(values).into(),
     }
 }
 

@@ -30,6 +30,18 @@ pub trait Vocab: Copy + Eq + 'static {
     fn shared_name(self) -> std::sync::Arc<str>;
 }
 
+/// The names of `values`, in order, separated by single spaces: how lists of them are stored.
+pub fn names<T: Vocab>(values: &[T]) -> String {
+    let mut out = String::new();
+    for v in values {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(v.name());
+    }
+    out
+}
+
 macro_rules! vocab {
     ($(#[$doc:meta])* $name:ident, $kind:literal { $($(#[$vdoc:meta])* $variant:ident = $n:literal => $text:literal),+ $(,)? }) => {
         $(#[$doc])*

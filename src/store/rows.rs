@@ -21,10 +21,7 @@ fn vocab_list<T: Vocab>(text: &str, what: &str, key: &str) -> Result<Vec<T>> {
     text.split_whitespace().map(|n| vocab(n, what, key)).collect()
 }
 
-/// Space-separated vocabulary names.
-pub fn names<T: Vocab>(values: &[T]) -> String {
-    values.iter().map(|v| v.name()).collect::<Vec<_>>().join(" ")
-}
+use crate::domain::vocab::names;
 
 pub fn seller_from_row(m: seller::Model) -> Result<Seller> {
     let key = m.seller_id.as_str();
